@@ -25,7 +25,7 @@ type Request struct {
 
 // Result is the answer to a Request.
 type Result struct {
-	Total int   // every match in the range, not just this page
+	Total int // every match in the range, not just this page
 	Took  time.Duration
 	Hits  []Hit
 }
