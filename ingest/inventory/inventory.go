@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -54,6 +55,7 @@ type Inventory struct {
 	prefixes []segPrefix // longest prefix first, so the first match wins
 	devices  map[netip.Addr]*Device
 	byName   map[string]*Device
+	byLower  map[string]*Device // lower-cased names, for syslog host headers
 }
 
 // New validates and indexes segments and devices. Overlapping segments and
@@ -63,6 +65,7 @@ func New(segments []Segment, devices []Device) (*Inventory, error) {
 		segments: segments,
 		devices:  make(map[netip.Addr]*Device, len(devices)),
 		byName:   make(map[string]*Device, len(devices)),
+		byLower:  make(map[string]*Device, len(devices)),
 	}
 	for _, s := range segments {
 		for _, p := range s.Prefixes {
@@ -95,6 +98,7 @@ func New(segments []Segment, devices []Device) (*Inventory, error) {
 			inv.devices[d.IP] = &d
 		}
 		inv.byName[d.Name] = &d
+		inv.byLower[strings.ToLower(d.Name)] = &d
 	}
 	return inv, nil
 }
@@ -164,12 +168,29 @@ func isSharedOrReserved(a netip.Addr) bool {
 	return false
 }
 
-// EnrichLog fills device, owner, category and segment of a log event from its
-// source address.
+// EnrichLog fills device, owner, category and segment of a log event. The
+// device is matched by the sender's address first; when the sender is not an
+// inventoried device (a relay such as rsyslog, or a NAT), the syslog header's
+// host is tried as an address and then as a device name. The segment is the
+// device's when one matched, else the sender's.
 func (inv *Inventory) EnrichLog(ev *event.Event, src netip.Addr) {
-	ev.Segment = inv.SegmentOf(src)
-	if d, ok := inv.devices[src.Unmap()]; ok {
-		ev.Device, ev.Owner, ev.Category = d.Name, d.Owner, d.Category
+	d, ok := inv.devices[src.Unmap()]
+	if !ok && ev.Host != "" {
+		if a, err := netip.ParseAddr(ev.Host); err == nil {
+			d, ok = inv.devices[a.Unmap()]
+		} else {
+			d, ok = inv.byLower[strings.ToLower(ev.Host)]
+		}
+	}
+	if !ok {
+		ev.Segment = inv.SegmentOf(src)
+		return
+	}
+	ev.Device, ev.Owner, ev.Category = d.Name, d.Owner, d.Category
+	if d.IP.IsValid() {
+		ev.Segment = inv.SegmentOf(d.IP)
+	} else {
+		ev.Segment = inv.SegmentOf(src)
 	}
 }
 
