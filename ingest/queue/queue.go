@@ -131,6 +131,13 @@ func (q *Queue) Close() {
 	}
 }
 
+// Closed reports whether Close was called.
+func (q *Queue) Closed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
 // ErrClosed is returned by Put after Close.
 var ErrClosed = errClosed{}
 

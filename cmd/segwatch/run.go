@@ -1,0 +1,170 @@
+package main
+
+// run.go is the one place that knows every concrete component: it builds
+// them from the config (New validates, opens nothing), binds every socket
+// (so "address in use" fails before the data dir is touched), then opens the
+// stores and runs everything under one errgroup. Shutdown order: receivers
+// stop and hand over what they read, the queue closes, the pipeline drains
+// it into the index, the index flushes, stores close.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/segwatch/segwatch/config"
+	"github.com/segwatch/segwatch/index"
+	"github.com/segwatch/segwatch/index/traffic"
+	"github.com/segwatch/segwatch/ingest/inventory"
+	"github.com/segwatch/segwatch/ingest/netflow"
+	"github.com/segwatch/segwatch/ingest/pipeline"
+	"github.com/segwatch/segwatch/ingest/queue"
+	"github.com/segwatch/segwatch/ingest/syslog"
+	"github.com/segwatch/segwatch/ui"
+	"github.com/segwatch/segwatch/ui/auth"
+)
+
+// queueEvents bounds the events waiting for the index writer: ~64 MiB of
+// events at a few hundred bytes each, about a second of a heavy burst.
+const queueEvents = 200_000
+
+func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Logger) error {
+	set := metrics.NewSet()
+	inv, err := cfg.Inventory()
+	if err != nil {
+		return usageError{err}
+	}
+	invHolder := inventory.NewHolder(inv)
+	q := queue.New(queueEvents)
+	set.NewGauge("segwatch_ingest_queue_length", func() float64 { return float64(q.Len()) })
+	retention := time.Duration(cfg.RetentionDays) * 24 * time.Hour
+
+	// Build every receiver and bind its sockets: nothing is written yet.
+	sysCfg := syslog.DefaultConfig()
+	sysCfg.UDPAddr, sysCfg.TCPAddr, sysCfg.TLSAddr = off(o.syslogUDP), off(o.syslogTCP), off(o.syslogTLS)
+	sysCfg.Timezone = cfg.Syslog.Location
+	sysCfg.MaxMessageBytes = cfg.Syslog.MaxMessageBytes
+	sysCfg.MaxConnections = cfg.Syslog.MaxConnections
+	sysCfg.MaxConnectionsPerSource = cfg.Syslog.MaxConnectionsPerSource
+	sysCfg.IdleTimeout = cfg.Syslog.IdleTimeout.D()
+	sysCfg.RateBurst = cfg.Syslog.RateLimit.Burst
+	sysCfg.RateInterval = cfg.Syslog.RateLimit.Interval.D()
+	sysCfg.TLS = syslog.TLSConfig{Cert: cfg.Syslog.TLS.Cert, Key: cfg.Syslog.TLS.Key,
+		ClientCA: cfg.Syslog.TLS.ClientCA, AllowedPeers: cfg.Syslog.TLS.AllowedPeers}
+	sysCfg.MaxAge = retention
+	sysRecv, err := syslog.New(sysCfg, syslog.Deps{Logger: log.With("component", "syslog"), Metrics: set, Inventory: invHolder, Sink: q})
+	if err != nil {
+		return usageError{fmt.Errorf("syslog: %w", err)}
+	}
+	if err := sysRecv.Listen(); err != nil {
+		return usageError{err}
+	}
+	defer sysRecv.Close()
+
+	var flowRecv *netflow.Receiver
+	var trafficStore *traffic.Store
+	if o.netflow != "off" {
+		nfCfg := netflow.DefaultConfig()
+		nfCfg.Addr = o.netflow
+		nfCfg.Aggregate = cfg.Netflow.Aggregate.D()
+		nfCfg.TemplateTimeout = cfg.Netflow.TemplateTimeout.D()
+		trafficStore = traffic.New(filepath.Join(o.data, "traffic"))
+		flowRecv, err = netflow.New(nfCfg, netflow.Deps{Logger: log.With("component", "netflow"), Metrics: set,
+			Inventory: invHolder, Sink: q, Traffic: trafficStore})
+		if err != nil {
+			return usageError{fmt.Errorf("netflow: %w", err)}
+		}
+		if err := flowRecv.Listen(); err != nil {
+			return usageError{err}
+		}
+		defer flowRecv.Close()
+	}
+
+	var ready atomic.Bool
+	var web *ui.Server
+	if o.http != "off" {
+		web, err = ui.New(ui.Config{Addr: o.http, TLSCert: cfg.HTTP.TLS.Cert, TLSKey: cfg.HTTP.TLS.Key,
+			TrustedProxies: cfg.HTTP.TrustedProxies}, ui.Deps{Logger: log.With("component", "http"), Metrics: set, Ready: ready.Load})
+		if err != nil {
+			return usageError{fmt.Errorf("http: %w", err)}
+		}
+		if err := web.Listen(); err != nil {
+			return usageError{err}
+		}
+		defer web.Close()
+	}
+
+	// Sockets are bound: from here on the data dir may be written.
+	if err := os.MkdirAll(o.data, 0o750); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	authStore, err := auth.Open(ctx, filepath.Join(o.data, dbFile), auth.Options{})
+	if err != nil {
+		return err
+	}
+	defer authStore.Close()
+	idx, err := index.Open(ctx, index.Config{Dir: filepath.Join(o.data, "index"), Retention: retention},
+		index.Deps{Logger: log.With("component", "index"), Metrics: set})
+	if err != nil {
+		return fmt.Errorf("open index: %w", err)
+	}
+	if trafficStore != nil {
+		if err := trafficStore.Open(); err != nil {
+			idx.Close()
+			return fmt.Errorf("open traffic store: %w", err)
+		}
+	}
+	if web != nil {
+		web.SetStores(authStore, idx, trafficStore)
+	}
+	pipe := pipeline.New(pipeline.Deps{Logger: log.With("component", "pipeline"), Metrics: set, Queue: q, Index: idx})
+
+	// Receivers and the web server stop on ctx; the pipeline stops when the
+	// queue is closed after the last receiver returned.
+	g, gctx := errgroup.WithContext(ctx)
+	recv, rctx := errgroup.WithContext(gctx)
+	recv.Go(func() error { return sysRecv.Run(rctx) })
+	if flowRecv != nil {
+		recv.Go(func() error { return flowRecv.Run(rctx) })
+	}
+	g.Go(func() error {
+		err := recv.Wait()
+		q.Close()
+		return err
+	})
+	pipeDone := make(chan error, 1)
+	go func() { pipeDone <- pipe.Run(context.WithoutCancel(ctx)) }()
+	if web != nil {
+		g.Go(func() error { return web.Run(gctx) })
+	}
+	ready.Store(true)
+	log.Info("segwatch serving", "version", version, "data", o.data,
+		"syslog_udp", o.syslogUDP, "syslog_tcp", o.syslogTCP, "syslog_tls", o.syslogTLS,
+		"netflow", o.netflow, "http", o.http)
+
+	runErr := g.Wait()
+	ready.Store(false)
+	q.Close() // in case the web server failed first
+	pipeErr := <-pipeDone
+	flushErr := idx.Close()
+	var trafficErr error
+	if trafficStore != nil {
+		trafficErr = trafficStore.Close()
+	}
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	if err := errors.Join(runErr, pipeErr, flushErr, trafficErr); err != nil {
+		return err
+	}
+	log.Info("segwatch stopped")
+	return nil
+}
