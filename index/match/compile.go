@@ -43,18 +43,32 @@ func Compile(q string) (*Query, error) {
 	if text == "" || text == "*" {
 		return &Query{text: q, root: allNode{}, all: true}, nil
 	}
-	parsed, err := query.NewQueryStringQuery(text).Parse()
-	if err != nil {
-		return nil, &Error{Query: q, Msg: err.Error()}
-	}
+	// Plain clauses are required (AND), unlike bleve's query string where
+	// they are optional: analysts read `segment:cameras severity:<=3` as a
+	// filter. Alternatives are written with a top-level OR between groups.
 	c := compiler{}
-	root, err := c.node(parsed, false)
-	if err != nil {
-		var qe *Error
-		if errors.As(err, &qe) {
-			return nil, err
+	var alts []node
+	for _, part := range splitOr(text) {
+		if strings.TrimSpace(part) == "" {
+			return nil, &Error{Query: q, Msg: "OR needs a clause on each side"}
 		}
-		return nil, &Error{Query: q, Msg: err.Error()}
+		parsed, err := query.NewQueryStringQuery(part).Parse()
+		if err != nil {
+			return nil, &Error{Query: q, Msg: err.Error()}
+		}
+		alt, err := c.node(requireShould(parsed), false)
+		if err != nil {
+			var qe *Error
+			if errors.As(err, &qe) {
+				return nil, err
+			}
+			return nil, &Error{Query: q, Msg: err.Error()}
+		}
+		alts = append(alts, alt)
+	}
+	root := alts[0]
+	if len(alts) > 1 {
+		root = simplify(&boolNode{should: alts})
 	}
 	_, all := root.(allNode)
 	cq := &Query{text: q, root: root, all: all, hl: c.hl}
@@ -455,4 +469,51 @@ func (c *compiler) pattern(f *field, name, expr string, wildcard, neg bool) (nod
 		kids = append(kids, k)
 	}
 	return &orNode{kids: kids}, nil
+}
+
+// requireShould turns the optional (should) clauses of a parsed query
+// string into required ones, so that plain clauses AND together.
+func requireShould(q query.Query) query.Query {
+	bq, ok := q.(*query.BooleanQuery)
+	if !ok || bq.Should == nil {
+		return q
+	}
+	var subs []query.Query
+	for _, part := range []query.Query{bq.Must, bq.Should} {
+		switch p := part.(type) {
+		case nil:
+		case *query.ConjunctionQuery:
+			subs = append(subs, p.Conjuncts...)
+		case *query.DisjunctionQuery:
+			subs = append(subs, p.Disjuncts...)
+		default:
+			subs = append(subs, p)
+		}
+	}
+	bq.Must = query.NewConjunctionQuery(subs)
+	bq.Should = nil
+	return bq
+}
+
+// splitOr splits a query string at every standalone, upper-case OR outside
+// double quotes and /regexps/.
+func splitOr(s string) []string {
+	var parts []string
+	start, inQuote, inRegexp := 0, false, false
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch == '\\':
+			i++
+		case ch == '"' && !inRegexp:
+			inQuote = !inQuote
+		case ch == '/' && !inQuote && (inRegexp || i == 0 || s[i-1] == ' ' || s[i-1] == ':' || s[i-1] == '+' || s[i-1] == '-'):
+			inRegexp = !inRegexp
+		case !inQuote && !inRegexp && ch == 'O' && strings.HasPrefix(s[i:], "OR") &&
+			(i == 0 || s[i-1] == ' ' || s[i-1] == '\t') && (i+2 == len(s) || s[i+2] == ' ' || s[i+2] == '\t'):
+			parts = append(parts, s[start:i])
+			start = i + 2
+			i++
+		}
+	}
+	return append(parts, s[start:])
 }

@@ -42,7 +42,7 @@ func TestCompileErrors(t *testing.T) {
 
 func TestMatchAll(t *testing.T) {
 	for q, want := range map[string]bool{
-		"": true, "  ": true, "*": true, "* *": true, "+*": true, "host:x *": true,
+		"": true, "  ": true, "*": true, "* *": true, "+*": true, "host:x *": false, "* OR host:x": true,
 		"host:x": false, "-host:x": false, "* -host:x": false, "severity:*": false,
 	} {
 		c, err := Compile(q)
@@ -104,8 +104,10 @@ func TestMatch(t *testing.T) {
 	f(`sd.a.b.c:DOTTED`, true, false)
 	f(`sd.a.b:x`, false, false)
 	f(`+kind:flow +proto:icmp`, false, true)
-	f(`+kind:flow proto:tcp`, false, true) // with a must clause, should clauses do not filter
-	f(`kind:flow proto:tcp`, false, true)
+	f(`+kind:flow proto:tcp`, false, false) // plain clauses are required (AND), unlike bleve
+	f(`kind:flow proto:tcp`, false, false)
+	f(`kind:flow OR proto:tcp`, false, true)
+	f(`kind:log OR kind:flow`, true, true)
 	f(`-kind:flow`, true, false)
 	f(`-kind:flow -kind:log`, false, false)
 	f(`time:>="2026-12-01T10:00:00Z"`, true, true)

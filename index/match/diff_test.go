@@ -116,7 +116,14 @@ func diffCases() []diffCase {
 		{`dst_port:443`, func(ev *event.Event) bool { return isFlow(ev) && ev.DstPort == 443 }, true},
 		{`dst_port:>=1024`, func(ev *event.Event) bool { return isFlow(ev) && ev.DstPort >= 1024 }, true},
 		{`src_port:<40000`, func(ev *event.Event) bool { return isFlow(ev) && ev.SrcPort < 40000 }, true},
-		{`dst_port:<=80 proto:udp`, func(ev *event.Event) bool { return isFlow(ev) && ev.DstPort <= 80 || ev.Proto == "udp" }, true},
+		{`dst_port:<=80 proto:udp`, func(ev *event.Event) bool { return isFlow(ev) && ev.DstPort <= 80 && ev.Proto == "udp" }, true},
+		{`dst_port:<=80 OR proto:udp`, func(ev *event.Event) bool { return isFlow(ev) && ev.DstPort <= 80 || ev.Proto == "udp" }, true},
+		{`app:sshd OR app:httpd severity:<=3`, func(ev *event.Event) bool {
+			return ev.App == "sshd" || ev.App == "httpd" && sev(ev) >= 0 && sev(ev) <= 3
+		}, true},
+		{`segment:cameras severity:<=3 "login failed"`, func(ev *event.Event) bool {
+			return sev(ev) >= 0 && sev(ev) <= 3 && refDefault(ev, "login failed") && ev.Segment == "cameras"
+		}, true},
 		{`+proto:tcp +dst_port:22`, func(ev *event.Event) bool { return ev.Proto == "tcp" && ev.DstPort == 22 }, true},
 		{`severity:3`, func(ev *event.Event) bool { return sev(ev) == 3 }, true},
 		{`severity:<=3`, func(ev *event.Event) bool { return sev(ev) >= 0 && sev(ev) <= 3 }, true},
@@ -180,7 +187,9 @@ func diffCases() []diffCase {
 		{`proto:ICMP`, func(ev *event.Event) bool { return ev.Proto == "icmp" }, true},
 		{`message:10.10.0.5`, func(ev *event.Event) bool { return refPhrase(ev.Message, "10.10.0.5") }, true},
 		{`user=root`, func(ev *event.Event) bool { return refDefault(ev, "user=root") }, true},
-		{`password^2 ssh2`, func(ev *event.Event) bool { return refDefault(ev, "password") || refDefault(ev, "ssh2") }, true},
+		{`password^2 ssh2`, func(ev *event.Event) bool { return refDefault(ev, "password") && refDefault(ev, "ssh2") }, true},
+		{`password^2 OR ssh2`, func(ev *event.Event) bool { return refDefault(ev, "password") || refDefault(ev, "ssh2") }, true},
+		{`"OR" OR message:"a OR b"`, func(ev *event.Event) bool { return refDefault(ev, "or") || refPhrase(ev.Message, "a or b") }, false},
 		{`+severity:<=3 +"login failed" +segment:cameras`, func(ev *event.Event) bool {
 			return sev(ev) >= 0 && sev(ev) <= 3 && refDefault(ev, "login failed") && ev.Segment == "cameras"
 		}, true},

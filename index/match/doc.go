@@ -10,15 +10,19 @@
 // parser, so whatever that parser rejects is a user error (*Error, an HTTP
 // 400) carrying its message:
 //
-//	+segment:cameras +severity:<=3 +"login failed" -host:cam-lobby-01
+//	segment:cameras severity:<=3 "login failed" -host:cam-lobby-01
 //
-// Clauses combine as in Bleve:
+// Clauses combine as an analyst reads them, which differs from Bleve on one
+// point (a deliberate change of the contract, see the README):
 //
-//   - A clause prefixed with + must match, with - must not match; a plain
-//     clause "should" match: when a query has no + clause at least one plain
-//     clause must match (so plain clauses are OR-ed), and when it has one,
-//     plain clauses do not filter at all (Bleve uses them only for ranking,
-//     and segwatch does not rank). Write +a +b for "a and b".
+//   - Plain clauses are all required (AND): the query above finds events in
+//     segment cameras with severity at most 3 whose text holds the phrase.
+//     (In Bleve a plain clause is optional.) + is accepted and changes
+//     nothing; a clause prefixed with - must not match.
+//   - OR, standalone and upper-case, between groups of clauses gives
+//     alternatives: app:sshd OR app:httpd severity:<=3 is "app sshd, or app
+//     httpd with severity at most 3" (AND binds tighter than OR; there are no
+//     parentheses). A quoted "OR" is an ordinary term.
 //   - An empty query or * matches every event.
 //
 // # Fields
