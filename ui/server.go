@@ -69,6 +69,8 @@ type Deps struct {
 	Auth *auth.Store
 	// Search answers GET /api/v1/search; required.
 	Search Searcher
+	// Traffic answers GET /api/v1/traffic; 404 when nil (NetFlow off).
+	Traffic TrafficSource
 	// Ready reports whether the pipeline is up, for /healthz; always ready
 	// when nil.
 	Ready func() bool
@@ -78,15 +80,16 @@ type Deps struct {
 
 // Server is the HTTP server. Build it with New, bind with Listen, serve with Run.
 type Server struct {
-	cfg    Config
-	log    *slog.Logger
-	ms     *metrics.Set
-	auth   *auth.Store
-	search Searcher
-	ready  func() bool
-	now    func() time.Time
-	tls    *tls.Config
-	app    *fiber.App
+	cfg     Config
+	log     *slog.Logger
+	ms      *metrics.Set
+	auth    *auth.Store
+	search  Searcher
+	traffic TrafficSource
+	ready   func() bool
+	now     func() time.Time
+	tls     *tls.Config
+	app     *fiber.App
 
 	mu sync.Mutex
 	ln net.Listener
@@ -122,6 +125,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ms:           deps.Metrics,
 		auth:         deps.Auth,
 		search:       deps.Search,
+		traffic:      deps.Traffic,
 		ready:        deps.Ready,
 		now:          deps.Now,
 		authFailures: deps.Metrics.GetOrCreateCounter(`segwatch_http_auth_failures_total`),
@@ -182,6 +186,7 @@ func (s *Server) routes(t *templates) {
 	api := app.Group("/api/v1", s.authenticate, s.defaultRole)
 	api.Get("/whoami", s.handleWhoami)
 	api.Get("/search", s.handleSearch)
+	api.Get("/traffic", s.handleTraffic)
 
 	admin := requireRole(auth.RoleAdmin)
 	api.Get("/tokens", admin, s.handleListTokens)

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 // requireTool returns the path of an external client, skipping the test
 // when it is missing on a developer's machine but failing under CI, where
 // .ci/run installs it (a silently skipped test there would hide a gap).
-func requireTool(t *testing.T, name string) string {
+func requireTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -60,7 +60,7 @@ func requireTool(t *testing.T, name string) string {
 
 // freePort returns a port that was free on 127.0.0.1 for both TCP and UDP
 // a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for i := 0; i < 50; i++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -81,7 +81,7 @@ func freePort(t *testing.T) int {
 
 // server is one running `segwatch serve`.
 type server struct {
-	t          *testing.T
+	t          testing.TB
 	data       string
 	config     string
 	syslogPort int // UDP and TCP
@@ -132,7 +132,7 @@ syslog:
 
 // startServer writes cfg (testConfig when empty) and starts segwatch serve
 // with fresh ports, waiting until /healthz answers.
-func startServer(t *testing.T, cfg string, extra ...string) *server {
+func startServer(t testing.TB, cfg string, extra ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, data: filepath.Join(dir, "data"), config: filepath.Join(dir, "segwatch.yaml")}
@@ -220,7 +220,7 @@ func (s *server) url(path string) string {
 }
 
 // segwatch runs a CLI command of the binary and returns stdout.
-func segwatch(t *testing.T, stdin string, args ...string) (string, string, int) {
+func segwatch(t testing.TB, stdin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(binPath, args...)
 	var out, errb bytes.Buffer

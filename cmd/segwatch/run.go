@@ -11,7 +11,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"crypto/tls"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -67,7 +69,6 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 	if err := sysRecv.Listen(); err != nil {
 		return usageError{err}
 	}
-	defer sysRecv.Close()
 
 	var flowRecv *netflow.Receiver
 	var trafficStore *traffic.Store
@@ -76,30 +77,31 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 		nfCfg.Addr = o.netflow
 		nfCfg.Aggregate = cfg.Netflow.Aggregate.D()
 		nfCfg.TemplateTimeout = cfg.Netflow.TemplateTimeout.D()
-		trafficStore = traffic.New(filepath.Join(o.data, "traffic"))
+		trafficStore = traffic.New(filepath.Join(o.data, "traffic"),
+			traffic.Options{Logger: log.With("component", "traffic"), Metrics: set})
 		flowRecv, err = netflow.New(nfCfg, netflow.Deps{Logger: log.With("component", "netflow"), Metrics: set,
 			Inventory: invHolder, Sink: q, Traffic: trafficStore})
 		if err != nil {
-			return usageError{fmt.Errorf("netflow: %w", err)}
+			return usageError{err}
 		}
 		if err := flowRecv.Listen(); err != nil {
 			return usageError{err}
 		}
-		defer flowRecv.Close()
 	}
 
 	var ready atomic.Bool
-	var web *ui.Server
+	var httpLn net.Listener
 	if o.http != "off" {
-		web, err = ui.New(ui.Config{Addr: o.http, TLSCert: cfg.HTTP.TLS.Cert, TLSKey: cfg.HTTP.TLS.Key,
-			TrustedProxies: cfg.HTTP.TrustedProxies}, ui.Deps{Logger: log.With("component", "http"), Metrics: set, Ready: ready.Load})
+		if cfg.HTTP.TLS.Cert != "" {
+			if _, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key); err != nil {
+				return usageError{fmt.Errorf("http.tls: %w", err)}
+			}
+		}
+		httpLn, err = net.Listen("tcp", o.http)
 		if err != nil {
 			return usageError{fmt.Errorf("http: %w", err)}
 		}
-		if err := web.Listen(); err != nil {
-			return usageError{err}
-		}
-		defer web.Close()
+		defer httpLn.Close()
 	}
 
 	// Sockets are bound: from here on the data dir may be written.
@@ -122,8 +124,22 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 			return fmt.Errorf("open traffic store: %w", err)
 		}
 	}
-	if web != nil {
-		web.SetStores(authStore, idx, trafficStore)
+	var web *ui.Server
+	if httpLn != nil {
+		deps := ui.Deps{Logger: log.With("component", "http"), Metrics: set, Auth: authStore, Search: idx, Ready: ready.Load}
+		if trafficStore != nil {
+			deps.Traffic = trafficStore
+		}
+		web, err = ui.New(ui.Config{Listener: httpLn, TLSCert: cfg.HTTP.TLS.Cert, TLSKey: cfg.HTTP.TLS.Key,
+			TrustedProxies: cfg.HTTP.TrustedProxies}, deps)
+		if err != nil {
+			idx.Close()
+			return fmt.Errorf("http: %w", err)
+		}
+		if err := web.Listen(); err != nil {
+			idx.Close()
+			return err
+		}
 	}
 	pipe := pipeline.New(pipeline.Deps{Logger: log.With("component", "pipeline"), Metrics: set, Queue: q, Index: idx})
 
@@ -134,6 +150,7 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 	recv.Go(func() error { return sysRecv.Run(rctx) })
 	if flowRecv != nil {
 		recv.Go(func() error { return flowRecv.Run(rctx) })
+		g.Go(func() error { return trafficStore.Run(gctx) })
 	}
 	g.Go(func() error {
 		err := recv.Wait()

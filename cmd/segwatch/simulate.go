@@ -27,7 +27,8 @@ func simulateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	netflowAddr := fs.String("netflow", "127.0.0.1:2055", "NetFlow address of the server (host:port, or off)")
 	devices := fs.Int("devices", 0, "number of devices (0: the inventory's; more adds synthetic ones)")
 	rate := fs.Float64("rate", 50, "events per second in all (syslog messages plus flow records)")
-	duration := fs.Duration("duration", time.Minute, "how long to send (0: until interrupted)")
+	duration := fs.Duration("duration", time.Minute, "how long to send (0: until interrupted or --count is reached)")
+	count := fs.Int("count", 0, "stop after this many events (0: no limit)")
 	scenario := fs.String("scenario", "normal", strings.Join(scenarios, "|"))
 	cfgPath := fs.String("config", "", "config whose inventory to speak for (default: the embedded one)")
 	seed := fs.Uint64("seed", 1, "random seed (the same seed sends the same traffic)")
@@ -81,8 +82,9 @@ func simulateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer c.Close()
 		flowConn = c
 	}
-	if duration != nil && *duration > 0 {
-		var cancel context.CancelFunc
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if *duration > 0 {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
@@ -93,6 +95,7 @@ func simulateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var sent, logs, flows int
 	var flowBuf []flowRec
 	var msg []byte
+	last := false
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -105,6 +108,10 @@ func simulateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return nil
 		case now := <-t.C:
 			due := int(now.Sub(start).Seconds()**rate) - sent
+			if *count > 0 && sent+due >= *count {
+				due = *count - sent
+				last = true
+			}
 			for i := 0; i < due; i++ {
 				sent++
 				ev := sim.next(now)
@@ -145,6 +152,9 @@ func simulateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if len(flowBuf) > 0 && flowConn != nil && now.Sub(start) > time.Second {
 				flowConn.Write(encodeV5(flowBuf, start, now))
 				flowBuf = flowBuf[:0]
+			}
+			if last {
+				cancel()
 			}
 		}
 	}

@@ -1,0 +1,116 @@
+package main
+
+// End-to-end ingest benchmarks against the real binary: `segwatch simulate`
+// sends syslog at full rate over TCP (octet counting) from a second process;
+// the benchmark reports wall events/s until the last event is searchable,
+// server CPU-seconds per event (from /proc/PID/stat), peak RSS (VmHWM) and
+// bytes on disk per event after a clean shutdown. Run with
+//   go test -run '^$' -bench EndToEnd -benchtime 1x ./cmd/segwatch
+// (`make bench` includes it). Figures depend on the machine; compare ratios.
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// procCPU returns user+system CPU seconds of pid.
+func procCPU(t testing.TB, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ is 100 on Linux
+}
+
+// procPeakRSS returns VmHWM of pid in MiB.
+func procPeakRSS(t testing.TB, pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func BenchmarkEndToEndSyslogTCP(b *testing.B) {
+	benchEndToEnd(b, "tcp", 300_000, 1_000_000)
+}
+
+// BenchmarkEndToEndSyslogUDP50k sends 50k datagrams/s for 10 s and reports
+// how many the server dropped (target: none).
+func BenchmarkEndToEndSyslogUDP50k(b *testing.B) {
+	benchEndToEnd(b, "udp", 500_000, 50_000)
+}
+
+func benchEndToEnd(b *testing.B, transport string, n int, rate int) {
+	for i := 0; i < b.N; i++ {
+		s := startServer(b, "", "--netflow", "off", "--log-level", "warn")
+		pid := s.cmd.Process.Pid
+		cpu0 := procCPU(b, pid)
+		start := time.Now()
+		cmd := exec.Command(binPath, "simulate", "--syslog", fmt.Sprintf("127.0.0.1:%d", s.syslogPort),
+			"--transport", transport, "--netflow", "off", "--devices", "2000",
+			"--rate", strconv.Itoa(rate), "--count", strconv.Itoa(n), "--duration", "0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("simulate: %v: %s", err, out)
+		}
+		sent := time.Since(start)
+		// Wait until the count stops growing (UDP may lose some) or all arrived.
+		var got int
+		for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); {
+			r := s.search("", nil)
+			if r.Total >= n {
+				got = r.Total
+				break
+			}
+			if r.Total == got && transport == "udp" && time.Since(start) > sent+5*time.Second {
+				break
+			}
+			got = r.Total
+			time.Sleep(200 * time.Millisecond)
+		}
+		wall := time.Since(start)
+		cpu := procCPU(b, pid) - cpu0
+		rss := procPeakRSS(b, pid)
+		dropped := s.metric(`segwatch_events_dropped_total{reason="queue_full"}`)
+		s.stop()
+		size := dirSize(filepath.Join(s.data, "index"))
+		b.ReportMetric(float64(got)/wall.Seconds(), "events/s")
+		b.ReportMetric(float64(got)/cpu, "events/CPU-s")
+		b.ReportMetric(float64(size)/float64(got), "B/event")
+		b.ReportMetric(rss, "peakRSS-MiB")
+		b.ReportMetric(float64(n-got), "lost")
+		b.ReportMetric(dropped, "queue_full")
+		b.ReportMetric(sent.Seconds(), "send-s")
+	}
+}
+
