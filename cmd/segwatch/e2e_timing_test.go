@@ -113,4 +113,3 @@ func benchEndToEnd(b *testing.B, transport string, n int, rate int) {
 		b.ReportMetric(sent.Seconds(), "send-s")
 	}
 }
-

@@ -11,25 +11,31 @@ import (
 // errHelp ends a command after -h printed its usage: exit 0.
 var errHelp = errors.New("help")
 
-// newFlags returns a FlagSet that reports errors as one line (usageError)
-// instead of printing the whole usage, and prints usage only for -h.
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+// flagSet is a FlagSet whose errors are one line (the caller reports them
+// as a usageError) and whose usage is printed only for -h.
+type flagSet struct {
+	*flag.FlagSet
+	help func()
+}
+
+func newFlags(name string, stderr io.Writer) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	// The flag package calls Usage on every parse error as well.
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, help: func() {
 		fmt.Fprintf(stderr, "usage: segwatch %s [flags]\n", name)
 		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
-	}
-	return fs
+	}}
 }
 
 // parseFlags parses args and turns flag errors into usage errors.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+func parseFlags(fs *flagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			fs.help()
 			return errHelp
 		}
 		return usagef("%s: %v", fs.Name(), err)
@@ -38,12 +44,4 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usagef("%s: unexpected argument %q", fs.Name(), strings.Join(fs.Args(), " "))
 	}
 	return nil
-}
-
-// setFlags reports which flags were given on the command line, so that only
-// those override the config file.
-func setFlags(fs *flag.FlagSet) map[string]bool {
-	m := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { m[f.Name] = true })
-	return m
 }

@@ -9,9 +9,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"crypto/tls"
 	"log/slog"
 	"net"
 	"os"
