@@ -85,7 +85,6 @@ type server struct {
 	data       string
 	config     string
 	syslogPort int // UDP and TCP
-	tlsPort    int
 	flowPort   int
 	httpPort   int
 	cmd        *exec.Cmd

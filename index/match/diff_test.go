@@ -60,7 +60,7 @@ func refTokenMatch(s string, re *regexp.Regexp) bool {
 	return false
 }
 
-func eqf(a, b string) bool { return a != "" && strings.ToLower(a) == strings.ToLower(b) }
+func eqf(a, b string) bool { return a != "" && strings.EqualFold(a, b) }
 
 // refDefault is the unqualified-term rule: message as text, the default
 // keyword fields whole.

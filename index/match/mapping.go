@@ -385,5 +385,3 @@ func (b *BlockBuilder) sd(evs []event.Event) []string {
 	return terms
 }
 
-// sdPrefix is the part of an sd term before the value.
-func sdPrefix(id, param string) string { return strings.ToLower(id + "." + param + "=") }

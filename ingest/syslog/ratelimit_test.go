@@ -22,7 +22,8 @@ func TestLimiter(t *testing.T) {
 		t.Fatal("another source is limited by the first")
 	}
 	now = now.Add(time.Second) // 2 tokens back
-	if !l.allow(a) || !l.allow(a) || l.allow(a) {
+	first, second, third := l.allow(a), l.allow(a), l.allow(a)
+	if !first || !second || third {
 		t.Fatal("refill of 2 tokens per second not honoured")
 	}
 	// take goes into debt and says how long to wait for it.
