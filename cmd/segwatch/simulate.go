@@ -57,6 +57,10 @@ func simulateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return usageError{err}
 	}
 	sim := newSimulator(inv, *devices, *scenario, *seed)
+	sim.logs, sim.flows = *syslogAddr != "off", *netflowAddr != "off"
+	if !sim.logs && !sim.flows {
+		return usagef("simulate: --syslog and --netflow are both off")
+	}
 
 	var logw *bufio.Writer
 	var udpConn net.Conn
@@ -197,6 +201,8 @@ type simulator struct {
 	scenario string
 	silent   string // a device that says nothing (silent scenario)
 	n        uint64
+	// logs and flows say which outputs are on; next only makes those.
+	logs, flows bool
 }
 
 func newSimulator(inv *inventory.Inventory, n int, scenario string, seed uint64) *simulator {
@@ -240,12 +246,12 @@ func (s *simulator) pick(list []string) string { return list[s.rng.IntN(len(list
 func (s *simulator) next(now time.Time) simEvent {
 	s.n++
 	if s.scenario != "normal" && s.n%200 == 0 {
-		if ev, ok := s.incident(); ok {
+		if ev, ok := s.incident(); ok && (ev.flow == nil && s.logs || ev.flow != nil && s.flows) {
 			return ev
 		}
 	}
 	d := s.devices[s.rng.IntN(len(s.devices))]
-	if s.rng.IntN(3) == 0 {
+	if !s.logs || s.flows && s.rng.IntN(3) == 0 {
 		return simEvent{dev: d, flow: s.normalFlow(d)}
 	}
 	return s.normalLog(d)
