@@ -199,6 +199,17 @@ const (
 
 func (d *Decoder) decodeTemplated(pkt []byte, exporter netip.Addr, now time.Time, out []Flow, st Stats) ([]Flow, Stats, error) {
 	view := &exporterView{s: d.store, addr: exporter, now: now}
+	if err := d.checkSets(pkt, st.Version, exporter, now); err != nil {
+		return out, st, err
+	}
+	if st.Version == 9 {
+		// goflow2 reads as many sets as the header's count, but RFC 3954's
+		// count is records, and exporters (softflowd) fill in the number of
+		// flows: a small export then loses its data set silently. Read to
+		// the end of the packet instead; checkSets vouched for its sets.
+		pkt = bytes.Clone(pkt)
+		binary.BigEndian.PutUint16(pkt[2:], 0xffff)
+	}
 	var v9 netflow.NFv9Packet
 	var ipfix netflow.IPFIXPacket
 	derr := netflow.DecodeMessageVersion(bytes.NewBuffer(pkt), view, &v9, &ipfix)
@@ -262,6 +273,155 @@ func (d *Decoder) decodeTemplated(pkt []byte, exporter netip.Addr, now time.Time
 		return out, st, &DecodeError{reason, derr}
 	}
 	return out, st, nil
+}
+
+// Header lengths of v9 and IPFIX export packets.
+const (
+	v9HeaderLen    = 20
+	ipfixHeaderLen = 16
+)
+
+// checkSets walks the set headers of a v9 or IPFIX packet and refuses a
+// packet whose sets do not tile it: a set shorter than its own header or
+// running past the end (goflow2 would decode what is there and return
+// garbage). IPFIX data sets whose template has variable-length fields are
+// walked record by record too, since a field length past its record is
+// otherwise cut short without an error.
+func (d *Decoder) checkSets(pkt []byte, version int, exporter netip.Addr, now time.Time) error {
+	hdr, end := v9HeaderLen, len(pkt)
+	if version == 10 {
+		hdr = ipfixHeaderLen
+		if len(pkt) >= 4 {
+			if l := int(binary.BigEndian.Uint16(pkt[2:])); l >= hdr && l <= len(pkt) {
+				end = l
+			} else {
+				return &DecodeError{ReasonTruncated, fmt.Errorf("ipfix: message length %d, datagram %d bytes", l, len(pkt))}
+			}
+		}
+	}
+	if len(pkt) < hdr {
+		return &DecodeError{ReasonTruncated, fmt.Errorf("header: %d bytes", len(pkt))}
+	}
+	var domain uint32
+	if version == 10 {
+		domain = binary.BigEndian.Uint32(pkt[12:])
+	} else {
+		domain = binary.BigEndian.Uint32(pkt[16:])
+	}
+	var local map[uint16][]uint16 // IPFIX templates defined earlier in this packet
+	for off := hdr; off < end; {
+		if end-off < 4 {
+			// Fewer bytes than a set header: padding is only allowed inside sets.
+			return &DecodeError{ReasonTruncated, fmt.Errorf("set header at %d: %d bytes left", off, end-off)}
+		}
+		id := binary.BigEndian.Uint16(pkt[off:])
+		n := int(binary.BigEndian.Uint16(pkt[off+2:]))
+		if n < 4 || off+n > end {
+			return &DecodeError{ReasonTruncated, fmt.Errorf("set %d at %d: length %d, %d bytes left", id, off, n, end-off)}
+		}
+		if version == 10 && id == 2 {
+			local = ipfixTemplateLengths(pkt[off+4:off+n], local)
+		}
+		if version == 10 && id >= 256 {
+			lengths, ok := local[id]
+			if !ok {
+				lengths = d.storedLengths(exporter, now, domain, id)
+			}
+			if err := checkVarRecords(pkt[off+4:off+n], lengths); err != nil {
+				return err
+			}
+		}
+		off += n
+	}
+	return nil
+}
+
+// ipfixTemplateLengths adds the field lengths of the IPFIX template
+// records in set to m (RFC 7011 §3.4.1); it stops quietly at anything
+// malformed, which the decoder then reports.
+func ipfixTemplateLengths(set []byte, m map[uint16][]uint16) map[uint16][]uint16 {
+	for off := 0; off+4 <= len(set); {
+		id, count := binary.BigEndian.Uint16(set[off:]), int(binary.BigEndian.Uint16(set[off+2:]))
+		off += 4
+		var lengths []uint16
+		for i := 0; i < count; i++ {
+			if off+4 > len(set) {
+				return m
+			}
+			typ, l := binary.BigEndian.Uint16(set[off:]), binary.BigEndian.Uint16(set[off+2:])
+			off += 4
+			if typ&0x8000 != 0 {
+				off += 4 // enterprise number
+			}
+			lengths = append(lengths, l)
+		}
+		if m == nil {
+			m = map[uint16][]uint16{}
+		}
+		m[id] = lengths
+	}
+	return m
+}
+
+// storedLengths returns the field lengths of a known IPFIX data template.
+func (d *Decoder) storedLengths(exporter netip.Addr, now time.Time, domain uint32, id uint16) []uint16 {
+	t, ok := d.store.get(exporter, now, templateKey{version: 10, domain: domain, template: id})
+	if !ok {
+		return nil // counted as no_template by the decoder
+	}
+	tr, ok := t.(netflow.TemplateRecord)
+	if !ok {
+		return nil // options templates: fixed lengths here
+	}
+	lengths := make([]uint16, len(tr.Fields))
+	for i, f := range tr.Fields {
+		lengths[i] = f.Length
+	}
+	return lengths
+}
+
+// checkVarRecords walks the records of an IPFIX data set whose template
+// has variable-length fields (RFC 7011 §7): a length running past the set
+// makes the packet truncated. Trailing bytes shorter than a minimal record
+// are padding.
+func checkVarRecords(set []byte, lengths []uint16) error {
+	variable, min := false, 0
+	for _, l := range lengths {
+		if l == 0xffff {
+			variable = true
+			min++
+		} else {
+			min += int(l)
+		}
+	}
+	if !variable || min == 0 {
+		return nil
+	}
+	past := &DecodeError{ReasonTruncated, errors.New("ipfix: variable-length field past its set")}
+	for off := 0; len(set)-off >= min; {
+		for _, fl := range lengths {
+			l := int(fl)
+			if fl == 0xffff {
+				if off >= len(set) {
+					return past
+				}
+				l = int(set[off])
+				off++
+				if l == 255 {
+					if off+2 > len(set) {
+						return past
+					}
+					l = int(binary.BigEndian.Uint16(set[off:]))
+					off += 2
+				}
+			}
+			if off+l > len(set) {
+				return past
+			}
+			off += l
+		}
+	}
+	return nil
 }
 
 // record gathers the fields of one data or options record.
