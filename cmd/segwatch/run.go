@@ -34,9 +34,10 @@ import (
 	"github.com/segwatch/segwatch/ui/auth"
 )
 
-// queueEvents bounds the events waiting for the index writer: ~64 MiB of
-// events at a few hundred bytes each, about a second of a heavy burst.
-const queueEvents = 200_000
+// queueEvents bounds the events waiting for the index writer: about a
+// second of a 50k events/s burst (~40 MiB); beyond it TCP and TLS senders
+// are pushed back and UDP drops are counted.
+const queueEvents = 65_536
 
 func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Logger) error {
 	set := metrics.NewSet()
