@@ -43,6 +43,10 @@ const (
 
 var frameMagic = [4]byte{'S', 'W', 'B', 1}
 
+// journalMagic marks the frames of journal segments (see journal.go): the
+// same layout, another magic, so neither file is ever taken for the other.
+var journalMagic = [4]byte{'S', 'W', 'J', 1}
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // errBadFrame reports a frame that fails its checks.
@@ -58,8 +62,8 @@ type frameHeader struct {
 	crc          uint32
 }
 
-func (h *frameHeader) put(b []byte) {
-	copy(b[0:4], frameMagic[:])
+func (h *frameHeader) put(b []byte, magic [4]byte) {
+	copy(b[0:4], magic[:])
 	binary.LittleEndian.PutUint32(b[4:], h.payloadLen)
 	binary.LittleEndian.PutUint32(b[8:], h.crc)
 	binary.LittleEndian.PutUint32(b[12:], h.Block)
@@ -69,8 +73,10 @@ func (h *frameHeader) put(b []byte) {
 	binary.LittleEndian.PutUint64(b[32:], uint64(h.MaxNs))
 }
 
-func parseFrameHeader(b []byte) (frameHeader, error) {
-	if len(b) < frameHeaderSize || [4]byte(b[0:4]) != frameMagic {
+func parseFrameHeader(b []byte) (frameHeader, error) { return parseHeaderMagic(b, frameMagic) }
+
+func parseHeaderMagic(b []byte, magic [4]byte) (frameHeader, error) {
+	if len(b) < frameHeaderSize || [4]byte(b[0:4]) != magic {
 		return frameHeader{}, errBadFrame
 	}
 	h := frameHeader{
@@ -91,13 +97,17 @@ func parseFrameHeader(b []byte) (frameHeader, error) {
 // appendFrame appends a complete frame for payload (already compressed) to
 // dst. It returns the frame's bytes.
 func appendFrame(dst []byte, h frameHeader, payload []byte) []byte {
+	return appendFrameMagic(dst, frameMagic, h, payload)
+}
+
+func appendFrameMagic(dst []byte, magic [4]byte, h frameHeader, payload []byte) []byte {
 	start := len(dst)
 	h.payloadLen = uint32(len(payload))
 	dst = append(dst, make([]byte, frameHeaderSize)...)
 	dst = append(dst, payload...)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(frameOverhead+len(payload)))
 	fr := dst[start:]
-	h.put(fr)
+	h.put(fr, magic)
 	// The CRC covers the header after itself and the payload, not the
 	// trailer: the trailer is only a back pointer and is checked by value.
 	h.crc = crc32.Checksum(fr[12:frameHeaderSize+len(payload)], crcTable)
@@ -106,8 +116,10 @@ func appendFrame(dst []byte, h frameHeader, payload []byte) []byte {
 }
 
 // checkFrame verifies a whole frame held in b (header, payload, trailer).
-func checkFrame(b []byte) (frameHeader, error) {
-	h, err := parseFrameHeader(b)
+func checkFrame(b []byte) (frameHeader, error) { return checkFrameMagic(b, frameMagic) }
+
+func checkFrameMagic(b []byte, magic [4]byte) (frameHeader, error) {
+	h, err := parseHeaderMagic(b, magic)
 	if err != nil {
 		return h, err
 	}
@@ -216,14 +228,19 @@ func (r *rawFile) checkLast(size int64) (frameHeader, bool) {
 // payload, valid only during the call); without, payloads are skipped. It
 // returns the first error (errBadFrame for a frame that fails its checks).
 func (r *rawFile) scan(from, to int64, verify bool, fn func(off int64, h frameHeader, payload []byte) bool) error {
-	br := bufio.NewReaderSize(io.NewSectionReader(r.f, from, to-from), 1<<20)
+	return scanFrames(r.f, frameMagic, from, to, verify, fn)
+}
+
+// scanFrames is rawFile.scan over any file of frames with the given magic.
+func scanFrames(f io.ReaderAt, magic [4]byte, from, to int64, verify bool, fn func(off int64, h frameHeader, payload []byte) bool) error {
+	br := bufio.NewReaderSize(io.NewSectionReader(f, from, to-from), 1<<20)
 	var hdr [frameHeaderSize]byte
 	var buf []byte
 	for off := from; off < to; {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			return fmt.Errorf("frame at %d: %w", off, errBadFrame)
 		}
-		h, err := parseFrameHeader(hdr[:])
+		h, err := parseHeaderMagic(hdr[:], magic)
 		if err != nil {
 			return fmt.Errorf("frame at %d: %w", off, err)
 		}
@@ -238,7 +255,7 @@ func (r *rawFile) scan(from, to int64, verify bool, fn func(off int64, h frameHe
 			if _, err := io.ReadFull(br, buf[frameHeaderSize:]); err != nil {
 				return fmt.Errorf("frame at %d: %w", off, errBadFrame)
 			}
-			if _, err := checkFrame(buf); err != nil {
+			if _, err := checkFrameMagic(buf, magic); err != nil {
 				return fmt.Errorf("frame at %d: %w", off, err)
 			}
 			payload = buf[frameHeaderSize : n-frameTrailerSize]
@@ -288,6 +305,17 @@ func (r *rawFile) read(off int64, buf []byte) (frameHeader, []byte, []byte, erro
 		return h, nil, nil, fmt.Errorf("read frame at %d: %w", off, err)
 	}
 	return h, buf, buf[frameHeaderSize : n-frameTrailerSize], nil
+}
+
+// blocks returns the numbers of the blocks that have a frame (a header
+// walk of the whole file; journal replay only).
+func (r *rawFile) blocks() (map[uint32]bool, error) {
+	out := map[uint32]bool{}
+	err := r.scan(0, r.size.Load(), false, func(_ int64, h frameHeader, _ []byte) bool {
+		out[h.Block] = true
+		return true
+	})
+	return out, err
 }
 
 func (r *rawFile) sync() error { return r.f.Sync() }

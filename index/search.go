@@ -114,6 +114,11 @@ type searcher struct {
 	// needID tells that the query may test the id field, so decoded events
 	// need their ID before Match; otherwise only kept hits get one.
 	needID bool
+	// Facets of a filtered query are counted over the verified matches:
+	// fc by the main walk, each count worker into its own, merged into fc
+	// under fcMu when it ends.
+	fc   *facetCounter
+	fcMu sync.Mutex
 }
 
 // Search runs req: defaults are To=now, From=To-24h, Limit 100 (at most
@@ -150,8 +155,15 @@ func (s *Store) Search(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, &QueryError{Err: err}
 	}
+	facets, err := facetSpec(req.Facets)
+	if err != nil {
+		return Result{}, err
+	}
 	res := Result{Hits: []Hit{}}
 	if !req.From.Before(req.To) {
+		if len(facets) > 0 {
+			res.Facets = newFacetCounter(facets).result()
+		}
 		res.Took = time.Since(start)
 		return res, nil
 	}
@@ -171,6 +183,10 @@ func (s *Store) Search(ctx context.Context, req Request) (Result, error) {
 		hits:   hitHeap{desc: desc},
 		needID: strings.Contains(strings.ToLower(req.Query), "id"),
 	}
+	if len(facets) > 0 && !q.MatchAll() {
+		sr.fc = newFacetCounter(facets)
+		sr.st.fc = sr.fc
+	}
 	// No match.TimeRange: its min/max time keys are unique per block, so a
 	// term range over them expands to one term searcher per block in the
 	// shard (measured: most of the search time). A shard is one day anyway,
@@ -181,6 +197,9 @@ func (s *Store) Search(ctx context.Context, req Request) (Result, error) {
 		if err := ctx.Err(); err != nil {
 			return Result{}, err
 		}
+		if q.MatchAll() && sr.visitAll(sh) {
+			continue
+		}
 		cands, err := sr.candidates(ctx, sh, bq)
 		if err != nil {
 			return Result{}, err
@@ -190,6 +209,15 @@ func (s *Store) Search(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	sr.stopCounters()
+	if len(facets) > 0 {
+		if sr.fc == nil {
+			// Match-all: from the rollups, without decoding the range.
+			if sr.fc, err = sr.allFacets(ctx, shs, facets); err != nil {
+				return Result{}, err
+			}
+		}
+		res.Facets = sr.fc.result()
+	}
 	// Pop worst first into the tail of the slice.
 	out := make([]kept, len(sr.hits.h))
 	for i := len(out) - 1; i >= 0; i-- {
@@ -287,12 +315,65 @@ func (sr *searcher) candidates(ctx context.Context, sh *shard, bq query.Query) (
 			out = append(out, candidate{sh: sh, ref: ref, minNs: minNs, maxNs: maxNs})
 		}
 	}
+	sr.sortCandidates(out)
+	return out, nil
+}
+
+// sortCandidates puts the blocks most likely to hold the best hits first.
+func (sr *searcher) sortCandidates(out []candidate) {
 	if sr.hits.desc {
 		slices.SortFunc(out, func(a, b candidate) int { return cmpInt64(b.maxNs, a.maxNs) })
 	} else {
 		slices.SortFunc(out, func(a, b candidate) int { return cmpInt64(a.minNs, b.minNs) })
 	}
-	return out, nil
+}
+
+// visitAll visits sh for a match-all query from its frame directory
+// instead of Bleve (listing every block document of a day through Bleve
+// costs ~1 µs a block: most of "everything, newest 100" over 30 days). A
+// shard wholly inside the range that cannot place a hit is counted without
+// listing its blocks. False if the directory is unavailable.
+func (sr *searcher) visitAll(sh *shard) bool {
+	v, ok := rollupOf(sh).view(sh)
+	if !ok {
+		return false
+	}
+	dayLo := sh.day.time().UnixNano()
+	dayHi := dayLo + int64(24*time.Hour)
+	if sr.fromNs <= dayLo && dayHi <= sr.toNs && !sr.canPlace(dayLo, dayHi-1) {
+		sr.total += v.events
+		return true
+	}
+	cands := make([]candidate, 0, len(v.frames)+len(v.mem))
+	for i := range v.mem {
+		b := &v.mem[i]
+		if b.maxNs >= sr.fromNs && b.minNs < sr.toNs {
+			cands = append(cands, candidate{sh: sh, ref: blockRef{block: b.block, count: len(b.evs)}, evs: b.evs, minNs: b.minNs, maxNs: b.maxNs})
+		}
+	}
+	for _, f := range v.frames {
+		if f.maxNs >= sr.fromNs && f.minNs < sr.toNs {
+			cands = append(cands, candidate{sh: sh, ref: blockRef{off: f.off, count: int(f.count), block: f.block}, minNs: f.minNs, maxNs: f.maxNs})
+		}
+	}
+	sr.sortCandidates(cands)
+	for i := range cands {
+		sr.visit(&cands[i])
+	}
+	return true
+}
+
+// canPlace tells whether a block spanning [minNs, maxNs] may still hold
+// one of the best k hits.
+func (sr *searcher) canPlace(minNs, maxNs int64) bool {
+	if len(sr.hits.h) < sr.k {
+		return true
+	}
+	worst := sr.hits.h[0].key.ns
+	if sr.hits.desc {
+		return maxNs >= worst
+	}
+	return minNs <= worst
 }
 
 func cmpInt64(a, b int64) int {
@@ -310,6 +391,7 @@ type decodeState struct {
 	scratch  []byte
 	evs      []event.Event
 	frameBuf []byte
+	fc       *facetCounter // facets of the matches this goroutine counts, if asked
 }
 
 // load returns the events of candidate c: from memory, or read and
@@ -351,6 +433,9 @@ func (sr *searcher) count(c *candidate, st *decodeState) int {
 		ns := evs[i].Time.UnixNano()
 		if ns >= sr.fromNs && ns < sr.toNs && sr.q.Match(&evs[i]) {
 			n++
+			if st.fc != nil {
+				st.fc.add(&evs[i])
+			}
 		}
 	}
 	return n
@@ -367,11 +452,19 @@ func (sr *searcher) startCounters() {
 		go func() {
 			defer sr.wg.Done()
 			var st decodeState
+			if sr.fc != nil {
+				st.fc = newFacetCounter(sr.fc.fields)
+			}
 			n := 0
 			for c := range sr.work {
 				n += sr.count(c, &st)
 			}
 			sr.counted.Add(int64(n))
+			if st.fc != nil {
+				sr.fcMu.Lock()
+				sr.fc.merge(st.fc)
+				sr.fcMu.Unlock()
+			}
 		}()
 	}
 }
@@ -392,16 +485,7 @@ func (sr *searcher) stopCounters() {
 func (sr *searcher) visit(c *candidate) {
 	// Can this block still place a hit? Only if the heap is not full or its
 	// time span reaches past the worst kept hit.
-	canPlace := true
-	if len(sr.hits.h) >= sr.k {
-		worst := sr.hits.h[0].key.ns
-		if sr.hits.desc {
-			canPlace = c.maxNs >= worst
-		} else {
-			canPlace = c.minNs <= worst
-		}
-	}
-	if !canPlace {
+	if !sr.canPlace(c.minNs, c.maxNs) {
 		if sr.q.MatchAll() && c.minNs >= sr.fromNs && c.maxNs < sr.toNs {
 			// Counted from the document ID: no decoding.
 			sr.total += c.ref.count
@@ -421,6 +505,9 @@ func (sr *searcher) visit(c *candidate) {
 			continue
 		}
 		sr.total++
+		if sr.fc != nil {
+			sr.fc.add(ev)
+		}
 		key := hitKey{ns: ns, day: c.sh.day, block: c.ref.block, idx: i}
 		full := len(sr.hits.h) >= sr.k
 		if full && !sr.hits.better(key, sr.hits.h[0].key) {

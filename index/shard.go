@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,19 +39,34 @@ type memBlock struct {
 	// so a reader may keep evs[:n] taken under shard.mu without copying.
 	evs          []event.Event
 	minNs, maxNs int64
+	// Writer-only: the journal segment holding the block's first event
+	// (segments from it on are kept while the block is unsealed) and
+	// whether its frame is in raw.
+	firstSeg uint64
+	sealed   bool
 }
 
-// streamKey groups a device's events into the same blocks: logs by the
-// address that sent them; flows by exporter and device, because one
-// exporter reports the flows of every device and "device X" searches would
-// otherwise find X in every flow block (measured: all flow blocks decoded).
+// streamKey groups a device's events into the same blocks: by kind, the
+// address that sent them and the device (or, for logs of a device not in
+// the inventory, the syslog host). One exporter reports the flows of every
+// device, and one relay (rsyslog, or `segwatch simulate` from 127.0.0.1)
+// forwards the logs of many: keyed by address alone, "device X" searches
+// would find X in every block of the exporter or relay (measured: every
+// flow block decoded; see BenchmarkStreamKeyRelay for logs).
 type streamKey struct{ kind, source, device string }
 
+// streamByDevice is false only in the benchmark that measures the old key.
+var streamByDevice = true
+
 func streamOf(ev *event.Event) streamKey {
-	if ev.Kind == event.KindFlow {
-		return streamKey{ev.Kind, ev.SourceIP, ev.Device}
+	dev := ev.Device
+	if dev == "" && ev.Kind != event.KindFlow {
+		dev = ev.Host
 	}
-	return streamKey{ev.Kind, ev.SourceIP, ""}
+	if !streamByDevice && ev.Kind != event.KindFlow {
+		dev = ""
+	}
+	return streamKey{ev.Kind, ev.SourceIP, dev}
 }
 
 // shard is one UTC day: its raw file and its Bleve index of block documents.
@@ -72,6 +88,76 @@ type shard struct {
 	batch      *bleve.Batch
 	batchSince time.Time
 	frame      []byte // scratch for building frames
+	rawDirty   bool   // frames written since the raw file's last fsync
+	// reserved bounds the block numbers handed out: it is durable in the
+	// file "next" before any number at or above the old bound is used, so
+	// even a power loss that takes the journal's tail cannot make a
+	// restart hand out an ID again.
+	reserved uint32
+}
+
+// reserveStep is how many block numbers are reserved at a time: one fsync
+// per that many blocks, and at most that many numbers skipped after a
+// crash (none after a clean Close, which writes the exact next number).
+const reserveStep = 1024
+
+const nextFile = "next"
+
+// readReserved returns the block number bound stored in dir (0 if none).
+func readReserved(dir string) (uint32, error) {
+	b, err := os.ReadFile(filepath.Join(dir, nextFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read block reservation: %w", err)
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("bad block reservation %q in %s", b, dir)
+	}
+	return uint32(n), nil
+}
+
+// writeReserved stores bound durably: temporary file, fsync, rename,
+// fsync of the directory.
+func (sh *shard) writeReserved(bound uint32) error {
+	tmp := filepath.Join(sh.dir, nextFile+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("reserve blocks: %w", err)
+	}
+	_, err = f.WriteString(strconv.FormatUint(uint64(bound), 10) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if e := f.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(sh.dir, nextFile))
+	}
+	if err == nil {
+		err = syncDir(sh.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("reserve blocks: %w", err)
+	}
+	sh.reserved = bound
+	return nil
+}
+
+// newBlockNumber hands out the next block number, reserving more first
+// when needed. Writer only.
+func (sh *shard) newBlockNumber() (uint32, error) {
+	if sh.nextBlock >= sh.reserved {
+		if err := sh.writeReserved(sh.nextBlock + reserveStep); err != nil {
+			return 0, err
+		}
+	}
+	n := sh.nextBlock
+	sh.nextBlock++
+	return n, nil
 }
 
 // shardOpts is what opening a shard needs from the store.
@@ -116,13 +202,20 @@ func openShard(root string, day dayKey, o shardOpts) (*shard, error) {
 			return nil, fmt.Errorf("create shard index %s: %w", day.dirName(), err)
 		}
 	}
+	reserved, err := readReserved(dir)
+	if err != nil {
+		idx.Close()
+		raw.close()
+		return nil, err
+	}
 	sh := &shard{
 		day:       day,
 		dir:       dir,
 		raw:       raw,
 		idx:       idx,
 		done:      make(chan struct{}),
-		nextBlock: raw.last.NextBlock,
+		nextBlock: max(raw.last.NextBlock, reserved),
+		reserved:  reserved,
 		open:      make(map[streamKey]*memBlock),
 		batch:     idx.NewBatch(),
 	}

@@ -268,15 +268,17 @@ func rssBytes() int64 {
 // BenchmarkAppendRealRate appends at the rate of the retention target
 // (10M events in 30 days from 2000 devices: ~3.9 events/s, one event per
 // device every ~9 min) with the store's clock following event time, so
-// blocks are sealed by FlushAge as in production. It reports the resulting
-// events per frame and bytes per event for several flush ages, and the
-// time of "everything, newest 100" over the data (6 hours).
+// blocks are sealed by FlushAge as in production, journal included (fsync
+// every second of store time). Over 24 hours it reports events per frame,
+// bytes per event on disk, events per CPU-second, the largest journal seen
+// and the time of "everything, newest 100" over the data, for the old
+// default FlushAge (30s), the new one (1h) and longer ones.
 func BenchmarkAppendRealRate(b *testing.B) {
-	for _, age := range []time.Duration{30 * time.Second, 5 * time.Minute, 30 * time.Minute, 2 * time.Hour} {
+	for _, age := range []time.Duration{30 * time.Second, time.Hour, 3 * time.Hour, 6 * time.Hour} {
 		b.Run("flush"+age.String(), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				dir := b.TempDir()
-				span := 6 * time.Hour
+				span := 24 * time.Hour
 				n := int(span.Seconds() * 10e6 / (30 * 86400))
 				start := testNow.Add(-span)
 				c := newClock(start)
@@ -286,6 +288,7 @@ func BenchmarkAppendRealRate(b *testing.B) {
 					b.Fatal(err)
 				}
 				batch := make([]event.Event, 10)
+				var maxJournal int64
 				cpu0 := cpuTime()
 				for !g.Done() {
 					k := 0
@@ -297,6 +300,7 @@ func BenchmarkAppendRealRate(b *testing.B) {
 					if _, err := s.Append(batch[:k]); err != nil {
 						b.Fatal(err)
 					}
+					maxJournal = max(maxJournal, s.j.size())
 				}
 				c.set(testNow)
 				if err := s.Flush(); err != nil {
@@ -319,7 +323,62 @@ func BenchmarkAppendRealRate(b *testing.B) {
 				b.ReportMetric(float64(n)/float64(frames), "events/frame")
 				b.ReportMetric(float64(dirSize(b, dir))/float64(n), "disk-B/event")
 				b.ReportMetric(float64(n)/cpu.Seconds(), "events/cpu-s")
+				b.ReportMetric(float64(maxJournal)/(1<<20), "max-journal-MiB")
 				b.ReportMetric(float64(took.Microseconds())/1000, "everything-ms")
+			}
+		})
+	}
+}
+
+// BenchmarkStreamKeyRelay measures the log stream key when every log
+// arrives through one relay (an rsyslog forwarder, or `segwatch simulate`
+// from 127.0.0.1): keyed by source address alone ("source") every block
+// mixes all devices, so "device X, newest 100" decodes every block; keyed
+// by device too ("device") it reads X's blocks only. 300k events, 3 days,
+// 1000 devices; reports the search time per op and bytes on disk.
+func BenchmarkStreamKeyRelay(b *testing.B) {
+	for _, byDevice := range []bool{false, true} {
+		name := map[bool]string{false: "source", true: "device"}[byDevice]
+		b.Run(name, func(b *testing.B) {
+			old := streamByDevice
+			streamByDevice = byDevice
+			defer func() { streamByDevice = old }()
+			dir := b.TempDir()
+			s := openTestStore(b, dir, newClock(testNow), Config{})
+			defer s.Close()
+			const n = 300_000
+			g, err := NewGenerator(GenConfig{Devices: 1000, Events: n, Start: testNow.Add(-72 * time.Hour), End: testNow, FlowShare: 0.2, Seed: 7})
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := make([]event.Event, 1000)
+			cpu0 := cpuTime()
+			for !g.Done() {
+				k := 0
+				for k < len(batch) && !g.Done() {
+					g.Next(&batch[k])
+					if batch[k].Kind == event.KindLog {
+						batch[k].SourceIP = "127.0.0.1"
+					}
+					k++
+				}
+				if _, err := s.Append(batch[:k]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), "load-events/cpu-s")
+			b.ReportMetric(float64(dirSize(b, dir))/n, "disk-B/event")
+			req := Request{Query: "device:cam-lobby-01", From: testNow.Add(-72 * time.Hour), To: testNow}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := s.Search(context.Background(), req)
+				if err != nil || res.Total == 0 {
+					b.Fatalf("search: %v, %d", err, res.Total)
+				}
 			}
 		})
 	}
