@@ -71,6 +71,13 @@ func BenchmarkEndToEndSyslogUDP50k(b *testing.B) {
 	benchEndToEnd(b, "udp", 500_000, 50_000)
 }
 
+// BenchmarkEndToEndBurst50kTCP sends 50k events/s over TCP for 60 s: the
+// target is no loss (backpressure) and a short catch-up after the sender
+// stops (catchup-s).
+func BenchmarkEndToEndBurst50kTCP(b *testing.B) {
+	benchEndToEnd(b, "tcp", 3_000_000, 50_000)
+}
+
 func benchEndToEnd(b *testing.B, transport string, n int, rate int) {
 	for i := 0; i < b.N; i++ {
 		s := startServer(b, "", "--netflow", "off", "--log-level", "warn")
@@ -111,5 +118,6 @@ func benchEndToEnd(b *testing.B, transport string, n int, rate int) {
 		b.ReportMetric(float64(n-got), "lost")
 		b.ReportMetric(dropped, "queue_full")
 		b.ReportMetric(sent.Seconds(), "send-s")
+		b.ReportMetric((wall - sent).Seconds(), "catchup-s")
 	}
 }
