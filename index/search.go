@@ -403,7 +403,7 @@ func (sr *searcher) load(c *candidate, st *decodeState, fresh bool) []event.Even
 	if c.evs != nil {
 		return c.evs
 	}
-	h, buf, payload, err := c.sh.raw.read(c.ref.off, st.frameBuf)
+	h, buf, payload, err := readFrame(c.sh.raw, c.ref.off, st.frameBuf)
 	if err == nil && (h.Block != c.ref.block || int(h.Count) != c.ref.count) {
 		err = errors.New("frame does not match its document")
 	}
@@ -588,4 +588,35 @@ func (s *Store) Get(ctx context.Context, id string) (event.Event, error) {
 	ev := evs[idx]
 	ev.ID = id
 	return ev, nil
+}
+
+// frameReadAhead is how much readFrame reads at once: most frames of
+// slowly filled blocks are smaller, so one pread gets header and payload
+// (rawFile.read takes two; the profile of an IP search over 30 days had
+// ~15% in syscalls).
+const frameReadAhead = 4096
+
+// readFrame is rawFile.read in one pread for frames up to frameReadAhead.
+func readFrame(r *rawFile, off int64, buf []byte) (frameHeader, []byte, []byte, error) {
+	want := min(int64(frameReadAhead), r.size.Load()-off)
+	if want < frameOverhead {
+		return r.read(off, buf)
+	}
+	if int64(cap(buf)) < want {
+		buf = make([]byte, frameReadAhead)
+	}
+	buf = buf[:want]
+	if _, err := r.f.ReadAt(buf, off); err != nil {
+		return r.read(off, buf)
+	}
+	h, err := parseFrameHeader(buf)
+	n := frameOverhead + int(h.payloadLen)
+	if err != nil || n > len(buf) {
+		return r.read(off, buf)
+	}
+	buf = buf[:n]
+	if _, err := checkFrame(buf); err != nil {
+		return h, nil, nil, fmt.Errorf("read frame at %d: %w", off, err)
+	}
+	return h, buf, buf[frameHeaderSize : n-frameTrailerSize], nil
 }
