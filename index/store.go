@@ -11,7 +11,6 @@
 package index
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +102,7 @@ type Store struct {
 	j           *journal
 	openEvents  int  // events in unsealed blocks (writer only)
 	plan        plan // Append's scratch (writer only)
-	sealScratch []*memBlock
+	unsealed    unsealedQueue
 
 	mu     sync.RWMutex // guards shards and closed
 	shards map[dayKey]*shard
@@ -480,6 +479,7 @@ func (s *Store) apply(p *plan, now time.Time) error {
 			sh.mu.Lock()
 			sh.mem = append(sh.mem, b)
 			sh.mu.Unlock()
+			s.unsealed.push(sh, b)
 			if pb.stale != nil {
 				errs = append(errs, s.seal(pb.staleSh, pb.stale, now))
 			}
@@ -523,6 +523,7 @@ func (s *Store) seal(sh *shard, b *memBlock, now time.Time) error {
 		return err
 	}
 	b.sealed = true
+	s.unsealed.sealed()
 	sh.rawDirty = true
 	s.openEvents -= len(b.evs)
 	if sh.open[b.stream] == b {
@@ -542,38 +543,78 @@ func (s *Store) seal(sh *shard, b *memBlock, now time.Time) error {
 	return nil
 }
 
-// sealOldest seals unsealed blocks, oldest first (the largest first among
-// equally old), until at most three quarters of MaxOpenEvents are held:
-// the memory bound under a burst of many slow streams.
+// sealOldest seals unsealed blocks, oldest first, until at most three
+// quarters of MaxOpenEvents are held: the memory bound under a burst of
+// many slow streams.
 func (s *Store) sealOldest(now time.Time) error {
-	type cand struct {
-		sh *shard
-		b  *memBlock
-	}
-	var cs []cand
-	for _, sh := range s.shardList() {
-		for _, b := range sh.mem {
-			if !b.sealed {
-				cs = append(cs, cand{sh, b})
-			}
-		}
-	}
-	slices.SortFunc(cs, func(a, b cand) int {
-		if c := a.b.opened.Compare(b.b.opened); c != 0 {
-			return c
-		}
-		return cmp.Compare(len(b.b.evs), len(a.b.evs))
-	})
 	target := s.cfg.MaxOpenEvents / 4 * 3
-	var errs []error
-	for _, c := range cs {
-		if s.openEvents <= target {
-			break
-		}
-		errs = append(errs, s.seal(c.sh, c.b, now))
-	}
-	return errors.Join(errs...)
+	return s.sealFront(now, func(*memBlock) bool { return s.openEvents > target })
 }
+
+// sealFront seals the oldest unsealed blocks while cond holds for the
+// oldest. It stops at the first error (the block stays, for the next try).
+func (s *Store) sealFront(now time.Time, cond func(*memBlock) bool) error {
+	for {
+		r, ok := s.unsealed.front()
+		if !ok || !cond(r.b) {
+			return nil
+		}
+		if err := s.seal(r.sh, r.b, now); err != nil {
+			return err
+		}
+	}
+}
+
+// unsealedQueue holds the unsealed blocks in the order they were opened,
+// which is also the order of their first journal segments: the front is
+// the oldest block and the one pinning the oldest segment. Blocks sealed
+// out of order (full, or dropped with their day) are skipped when they
+// reach the front and compacted away when they outnumber the live ones.
+// Writer only.
+type unsealedQueue struct {
+	q    []unsealedRef
+	head int
+	live int
+}
+
+type unsealedRef struct {
+	sh *shard
+	b  *memBlock
+}
+
+func (u *unsealedQueue) push(sh *shard, b *memBlock) {
+	u.q = append(u.q, unsealedRef{sh, b})
+	u.live++
+	if n := len(u.q) - u.head; n > 1024 && n > 2*u.live {
+		u.q = slices.DeleteFunc(u.q[u.head:], func(r unsealedRef) bool { return r.b.sealed })
+		clear(u.q[len(u.q):cap(u.q)])
+		u.head = 0
+	}
+}
+
+// sealed records that one block left the unsealed set.
+func (u *unsealedQueue) sealed() { u.live-- }
+
+// front returns the oldest unsealed block.
+func (u *unsealedQueue) front() (unsealedRef, bool) {
+	for u.head < len(u.q) && u.q[u.head].b.sealed {
+		u.q[u.head] = unsealedRef{}
+		u.head++
+	}
+	if u.head == len(u.q) {
+		u.q, u.head = u.q[:0], 0
+		return unsealedRef{}, false
+	}
+	if u.head > 1024 && u.head > len(u.q)/2 {
+		n := copy(u.q, u.q[u.head:])
+		clear(u.q[n:])
+		u.q, u.head = u.q[:n], 0
+	}
+	return u.q[u.head], true
+}
+
+// all returns the queue's blocks (sealed ones included), oldest first.
+func (u *unsealedQueue) all() []unsealedRef { return u.q[u.head:] }
 
 // shardList returns the open shards (any order).
 func (s *Store) shardList() []*shard {
@@ -605,7 +646,13 @@ func (s *Store) commit(sh *shard) error {
 	}
 	sh.mu.Lock()
 	sh.mem = slices.DeleteFunc(sh.mem, func(b *memBlock) bool { return done[b] })
+	clear(sh.mem[len(sh.mem):cap(sh.mem)])
 	sh.mu.Unlock()
+	for _, b := range sh.pending {
+		// No reader reaches b any more (readers took their copies of evs
+		// under sh.mu); the unsealed queue may still hold b for a while.
+		b.evs = nil
+	}
 	clear(sh.pending)
 	sh.pending = sh.pending[:0]
 	return nil
@@ -627,46 +674,41 @@ func (s *Store) Tick(now time.Time) error {
 
 func (s *Store) tick(now time.Time) error {
 	s.lastTick = now
-	err := s.sealWhere(now, func(sh *shard, b *memBlock) bool {
-		return now.Sub(b.opened) >= s.cfg.FlushAge
-	}, func(sh *shard) bool {
-		return len(sh.pending) > 0 && now.Sub(sh.batchSince) >= s.cfg.FlushAge
-	})
-	rotated := false
+	err := s.sealFront(now, func(b *memBlock) bool { return now.Sub(b.opened) >= s.cfg.FlushAge })
+	for _, sh := range s.shardList() {
+		if len(sh.pending) > 0 && now.Sub(sh.batchSince) >= s.cfg.FlushAge {
+			err = errors.Join(err, s.commit(sh))
+		}
+	}
 	if s.j.due(now) {
 		if e := s.j.rotate(now); e != nil {
 			return errors.Join(err, e)
 		}
-		rotated = true
+		s.lastReclaim = time.Time{}
 	}
-	if rotated || now.Sub(s.lastReclaim) >= reclaimEvery {
+	if now.Sub(s.lastReclaim) >= reclaimEvery {
 		s.lastReclaim = now
-		err = errors.Join(err, s.reclaim(), s.capJournal(now))
+		err = errors.Join(err, s.capJournal(now), s.reclaim())
 	}
 	return errors.Join(err, s.j.maybeSync(now))
 }
 
 // reclaim deletes the journal segments older than the first segment of
-// every unsealed block: all their events are in raw frames, which are
-// fsynced first so a power loss cannot take them after the journal is
-// gone. Writer only.
+// every unsealed block (the oldest block's): all their events are in raw
+// frames, which are fsynced first so a power loss cannot take them after
+// the journal is gone. Writer only.
 func (s *Store) reclaim() error {
 	if len(s.j.old) == 0 {
 		return nil
 	}
-	shs := s.shardList()
 	need := s.j.curSeq
-	for _, sh := range shs {
-		for _, b := range sh.mem {
-			if !b.sealed {
-				need = min(need, b.firstSeg)
-			}
-		}
+	if r, ok := s.unsealed.front(); ok {
+		need = min(need, r.b.firstSeg)
 	}
 	if s.j.old[0].seq >= need {
 		return nil
 	}
-	for _, sh := range shs {
+	for _, sh := range s.shardList() {
 		if sh.rawDirty {
 			if err := sh.raw.sync(); err != nil {
 				return fmt.Errorf("sync raw: %w", err)
@@ -678,23 +720,11 @@ func (s *Store) reclaim() error {
 }
 
 // capJournal keeps the journal under JournalMaxBytes by sealing the blocks
-// that keep its oldest segment alive, a segment at a time.
+// that keep its oldest segments alive.
 func (s *Store) capJournal(now time.Time) error {
 	for s.j.size() > s.cfg.JournalMaxBytes && len(s.j.old) > 0 {
 		oldest := s.j.old[0].seq
-		var errs []error
-		for _, sh := range s.shardList() {
-			var pin []*memBlock
-			for _, b := range sh.mem {
-				if !b.sealed && b.firstSeg <= oldest {
-					pin = append(pin, b)
-				}
-			}
-			for _, b := range pin {
-				errs = append(errs, s.seal(sh, b, now))
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
+		if err := s.sealFront(now, func(b *memBlock) bool { return b.firstSeg <= oldest }); err != nil {
 			return err
 		}
 		if err := s.reclaim(); err != nil {
@@ -705,36 +735,6 @@ func (s *Store) capJournal(now time.Time) error {
 		}
 	}
 	return nil
-}
-
-func (s *Store) sealWhere(now time.Time, sealIt func(*shard, *memBlock) bool, commitIt func(*shard) bool) error {
-	var errs []error
-	for _, sh := range s.shardList() {
-		// Unsealed blocks, not only the open ones: a block whose frame
-		// could not be written is retried here.
-		seal := s.sealScratch[:0]
-		for _, b := range sh.mem {
-			if !b.sealed && sealIt(sh, b) {
-				seal = append(seal, b)
-			}
-		}
-		// Seal in block order so frames (and the high-water mark) follow
-		// the order blocks were opened in.
-		slices.SortFunc(seal, func(a, b *memBlock) int { return cmp.Compare(a.block, b.block) })
-		for _, b := range seal {
-			if err := s.seal(sh, b, now); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		clear(seal)
-		s.sealScratch = seal[:0]
-		if commitIt(sh) {
-			if err := s.commit(sh); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // Run calls Tick every second until ctx ends, so blocks are sealed even
@@ -767,7 +767,13 @@ func (s *Store) Flush() error {
 
 func (s *Store) flush() error {
 	now := s.now()
-	err := s.sealWhere(now, func(*shard, *memBlock) bool { return true }, func(*shard) bool { return true })
+	var err error
+	for _, r := range s.unsealed.all() {
+		err = errors.Join(err, s.seal(r.sh, r.b, now))
+	}
+	for _, sh := range s.shardList() {
+		err = errors.Join(err, s.commit(sh))
+	}
 	for _, sh := range s.shardList() {
 		if e := sh.raw.sync(); e != nil {
 			err = errors.Join(err, fmt.Errorf("sync raw: %w", e))
@@ -864,7 +870,10 @@ func (s *Store) DropDay(day time.Time) error {
 	s.mu.Unlock()
 	for _, b := range sh.mem {
 		if !b.sealed {
+			// Gone with the day: it no longer pins the journal.
 			s.openEvents -= len(b.evs)
+			b.sealed = true
+			s.unsealed.sealed()
 		}
 	}
 	if err := sh.retire(context.Background()); err != nil {
