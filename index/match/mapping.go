@@ -384,4 +384,3 @@ func (b *BlockBuilder) sd(evs []event.Event) []string {
 	}
 	return terms
 }
-
