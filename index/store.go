@@ -39,12 +39,13 @@ type Config struct {
 	// BlockSize is the most events per block (default 256).
 	BlockSize int
 	// FlushAge seals a block this long after it was opened even if it is
-	// not full (default 1h). Slow devices make small blocks, and small
-	// blocks cost disk and CPU: at one event per device every ~9 min (10M
-	// events/30 days/2000 devices) 30s gives ~1.2 events per frame and ~490
-	// B/event, 1h ~7 events and ~X B/event (BenchmarkAppendRealRate). The
-	// unsealed tail is in the journal, so a long FlushAge costs memory (see
-	// MaxOpenEvents) but no crash safety.
+	// not full (default 6h). Quiet devices make small blocks, and small
+	// blocks cost disk and CPU. Measured with `segwatch bench` at 333k
+	// events a day from 2000 devices (docs/performance.md): 1h gives 10
+	// events per frame and 121 B/event, 6h 22 and 92 B/event, 24h 67 and
+	// 74 B/event but a 24 h facet query twice as slow (day-long blocks
+	// straddle every range edge). The unsealed tail is in the journal, so
+	// a long FlushAge costs memory (see MaxOpenEvents) but no crash safety.
 	FlushAge time.Duration
 	// MaxOpenEvents bounds the events held in unsealed blocks over all
 	// days (default 500k, ~0.5 KiB each in memory): past it the oldest
@@ -120,7 +121,7 @@ var ErrClosed = errors.New("index store closed")
 
 const (
 	defaultBlockSize = 256
-	defaultFlushAge  = time.Hour
+	defaultFlushAge  = 6 * time.Hour
 	defaultBatchDocs = 128
 	defaultMaxOpen   = 500_000
 	defaultSync      = time.Second
@@ -198,11 +199,14 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Store, error) {
 	}
 	// One encoder for the single writer; blocks are small, so no
 	// concurrency inside zstd either.
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstdLevel))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstdLevel),
+		// Frames carry their own CRC-32C (raw.go): zstd's xxhash would be
+		// a second checksum, ~5% of a frame decode.
+		zstd.WithEncoderCRC(false))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxFramePayload))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxFramePayload), zstd.IgnoreChecksum(true))
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}

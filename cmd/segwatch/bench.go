@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -27,6 +29,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	runs := fs.Int("runs", 20, "timed runs of each query")
 	seed := fs.Uint64("seed", 1, "random seed")
 	reuse := fs.Bool("reuse", false, "skip loading: query the index already in --data")
+	only := fs.String("only", "", "run only the queries whose name contains this")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the query runs to this file")
+	flushAge := fs.Duration("flush-age", 0, "seal a block this long after it was opened (default: the store's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -41,7 +46,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stderr, "loading %d events over %d days from %d devices into %s …\n", *events, *days, *devices, dir)
 		var err error
-		ds, err = index.LoadDataSet(ctx, dir, index.DataSetConfig{Days: *days, Events: *events, Devices: *devices, Seed: *seed})
+		ds, err = index.LoadDataSet(ctx, dir, index.DataSetConfig{Days: *days, Events: *events, Devices: *devices, Seed: *seed, FlushAge: *flushAge})
 		if err != nil {
 			return err
 		}
@@ -54,7 +59,27 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.Close()
 	fmt.Fprintf(stdout, "opened %d day shards in %s\n", len(st.Days()), time.Since(t0).Round(time.Millisecond))
-	qs, err := index.RunQuerySet(ctx, st, *runs)
+	set := index.QuerySet
+	if *only != "" {
+		set = nil
+		for _, q := range index.QuerySet {
+			if strings.Contains(q.Name, *only) {
+				set = append(set, q)
+			}
+		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	qs, err := index.RunQueries(ctx, st, set, *runs)
 	if err != nil {
 		return err
 	}

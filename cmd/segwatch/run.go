@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -39,7 +40,16 @@ import (
 // are pushed back and UDP drops are counted.
 const queueEvents = 65_536
 
+// defaultMemoryLimit is the Go runtime's soft memory limit unless GOMEMLIMIT
+// says otherwise: the issue-4 budget is 1 GiB RSS, and without a limit the
+// heap may double between collections while a burst fills the queue and
+// the unsealed blocks.
+const defaultMemoryLimit = 768 << 20
+
 func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Logger) error {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	set := metrics.NewSet()
 	inv, err := cfg.Inventory()
 	if err != nil {
