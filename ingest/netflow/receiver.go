@@ -301,7 +301,6 @@ func (r *Receiver) handle(pkt []byte, from netip.Addr, flows []Flow) (out []Flow
 	now := r.deps.Now()
 	flows, st, err := r.dec.Decode(pkt, from, now, flows)
 	out = flows
-	r.packets(st.Version).Inc()
 	if st.NoTemplate > 0 {
 		r.m.decodeErrors[ReasonNoTemplate].Add(st.NoTemplate)
 	}
@@ -320,6 +319,10 @@ func (r *Receiver) handle(pkt []byte, from netip.Addr, flows []Flow) (out []Flow
 		r.m.decodeErrors[reason].Inc()
 		r.log.Debug("netflow decode", "exporter", from, "err", err)
 	}
+	// Counted after its outcome, so that a scrape which sees a packet
+	// received also sees what became of it (monitoring and tests compare
+	// the two).
+	r.packets(st.Version).Inc()
 	if len(flows) == 0 {
 		return out
 	}
