@@ -85,6 +85,10 @@ func FuzzTextMatch(f *testing.F) {
 			if ascii && found != strings.Contains(strings.ToLower(msg), low) {
 				t.Fatalf("containsFoldASCII(%q, %q) = %v", msg, low, found)
 			}
+			// textPhrase's pre-check for letterless tokens.
+			if !hasASCIILetter(low) && strings.Contains(msg, low) != strings.Contains(strings.ToLower(msg), low) {
+				t.Fatalf("letterless %q: Contains in %q differs from Contains in its lower case", low, msg)
+			}
 		}
 	})
 }

@@ -209,6 +209,10 @@ type textPhrase struct {
 	f    *field
 	toks []string
 	pre  string // the longest ASCII token, for containsFoldASCII; "" for none
+	// preExact: pre has no ASCII letter (an address, a number), so case
+	// folding cannot change whether s holds it (no rune lower-cases to an
+	// ASCII digit or punctuation) and strings.Contains is exact and fast.
+	preExact bool
 }
 
 func newTextPhrase(f *field, toks []string) *textPhrase {
@@ -218,17 +222,33 @@ func newTextPhrase(f *field, toks []string) *textPhrase {
 			n.pre = t
 		}
 	}
+	n.preExact = n.pre != "" && !hasASCIILetter(n.pre)
 	return n
 }
 
 func (n *textPhrase) match(ev *event.Event) bool {
 	s := n.f.str(ev)
-	if n.pre != "" {
+	switch {
+	case n.preExact:
+		if !strings.Contains(s, n.pre) {
+			return false
+		}
+	case n.pre != "":
 		if found, ascii := containsFoldASCII(s, n.pre); ascii && !found {
 			return false
 		}
 	}
 	return hasPhrase(s, n.toks)
+}
+
+// hasASCIILetter reports whether s holds an ASCII letter.
+func hasASCIILetter(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; 'a' <= c && c <= 'z' {
+			return true
+		}
+	}
+	return false
 }
 
 // hasPhrase reports whether the tokens of s contain toks consecutively.
