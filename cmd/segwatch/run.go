@@ -31,6 +31,7 @@ import (
 	"github.com/segwatch/segwatch/ingest/pipeline"
 	"github.com/segwatch/segwatch/ingest/queue"
 	"github.com/segwatch/segwatch/ingest/syslog"
+	"github.com/segwatch/segwatch/retention"
 	"github.com/segwatch/segwatch/ui"
 	"github.com/segwatch/segwatch/ui/auth"
 )
@@ -58,7 +59,7 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 	invHolder := inventory.NewHolder(inv)
 	q := queue.New(queueEvents)
 	set.NewGauge("segwatch_ingest_queue_length", func() float64 { return float64(q.Len()) })
-	retention := time.Duration(cfg.RetentionDays) * 24 * time.Hour
+	keep := time.Duration(cfg.RetentionDays) * 24 * time.Hour
 
 	// Build every receiver and bind its sockets: nothing is written yet.
 	sysCfg := syslog.DefaultConfig()
@@ -72,7 +73,7 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 	sysCfg.RateInterval = cfg.Syslog.RateLimit.Interval.D()
 	sysCfg.TLS = syslog.TLSConfig{Cert: cfg.Syslog.TLS.Cert, Key: cfg.Syslog.TLS.Key,
 		ClientCA: cfg.Syslog.TLS.ClientCA, AllowedPeers: cfg.Syslog.TLS.AllowedPeers}
-	sysCfg.MaxAge = retention
+	sysCfg.MaxAge = keep
 	sysRecv, err := syslog.New(sysCfg, syslog.Deps{Logger: log.With("component", "syslog"), Metrics: set, Inventory: invHolder, Sink: q})
 	if err != nil {
 		return usageError{fmt.Errorf("syslog: %w", err)}
@@ -124,7 +125,7 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 		return err
 	}
 	defer authStore.Close()
-	idx, err := index.Open(ctx, index.Config{Dir: filepath.Join(o.data, "index"), Retention: retention},
+	idx, err := index.Open(ctx, index.Config{Dir: filepath.Join(o.data, "index"), Retention: keep},
 		index.Deps{Logger: log.With("component", "index"), Metrics: set})
 	if err != nil {
 		return fmt.Errorf("open index: %w", err)
@@ -153,6 +154,15 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 		}
 	}
 	pipe := pipeline.New(pipeline.Deps{Logger: log.With("component", "pipeline"), Metrics: set, Queue: q, Index: idx})
+	rdeps := retention.Deps{Index: idx, Logger: log.With("component", "retention"), Metrics: set}
+	if trafficStore != nil {
+		rdeps.Traffic = trafficStore
+	}
+	janitor, err := retention.New(retention.Config{Retention: keep, DataDir: o.data}, rdeps)
+	if err != nil {
+		idx.Close()
+		return err
+	}
 
 	// Receivers and the web server stop on ctx; the pipeline stops when the
 	// queue is closed after the last receiver returned.
@@ -173,6 +183,8 @@ func serve(ctx context.Context, o serveOptions, cfg *config.Config, log *slog.Lo
 	if web != nil {
 		g.Go(func() error { return web.Run(gctx) })
 	}
+	// Stops with the others, before idx.Close below.
+	g.Go(func() error { return janitor.Run(gctx) })
 	ready.Store(true)
 	log.Info("segwatch serving", "version", version, "data", o.data,
 		"syslog_udp", o.syslogUDP, "syslog_tcp", o.syslogTCP, "syslog_tls", o.syslogTLS,
