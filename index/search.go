@@ -14,6 +14,7 @@ import (
 
 	"github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
+	bindex "github.com/blevesearch/bleve_index_api"
 	"github.com/segwatch/segwatch/index/match"
 	"github.com/segwatch/segwatch/ingest/event"
 )
@@ -119,6 +120,10 @@ type searcher struct {
 	// under fcMu when it ends.
 	fc   *facetCounter
 	fcMu sync.Mutex
+	// countField/countTerm: q is one IPv4 address, whose frequency in
+	// countField is the number of a block's events it matches
+	// (match.Query.CountTerm); empty when matches must be decoded.
+	countField, countTerm string
 }
 
 // Search runs req: defaults are To=now, From=To-24h, Limit 100 (at most
@@ -186,6 +191,8 @@ func (s *Store) Search(ctx context.Context, req Request) (Result, error) {
 	if len(facets) > 0 && !q.MatchAll() {
 		sr.fc = newFacetCounter(facets)
 		sr.st.fc = sr.fc
+	} else if f, t, ok := q.CountTerm(); ok {
+		sr.countField, sr.countTerm = f, t
 	}
 	// No match.TimeRange: its min/max time keys are unique per block, so a
 	// term range over them expands to one term searcher per block in the
@@ -199,6 +206,15 @@ func (s *Store) Search(ctx context.Context, req Request) (Result, error) {
 		}
 		if q.MatchAll() && sr.visitAll(sh) {
 			continue
+		}
+		if sr.countTerm != "" {
+			ok, err := sr.countByTerm(ctx, sh)
+			if err != nil {
+				return Result{}, err
+			}
+			if ok {
+				continue
+			}
 		}
 		cands, err := sr.candidates(ctx, sh, bq)
 		if err != nil {
@@ -361,6 +377,65 @@ func (sr *searcher) visitAll(sh *shard) bool {
 		sr.visit(&cands[i])
 	}
 	return true
+}
+
+// countByTerm counts the matches of sh without decoding a frame when it
+// can: the shard lies wholly inside the range, cannot place a hit, and its
+// blocks carry countField. Committed blocks then add up the term's
+// frequency over its postings (one pass, no document IDs); blocks still in
+// memory are matched event by event. If a commit overlapped the snapshot
+// and the reader, a block might be in both: it reports false and the
+// caller counts the usual way.
+func (sr *searcher) countByTerm(ctx context.Context, sh *shard) (bool, error) {
+	dayLo := sh.day.time().UnixNano()
+	dayHi := dayLo + int64(24*time.Hour)
+	if !sh.ipCount || sr.fromNs > dayLo || dayHi > sr.toNs || sr.canPlace(dayLo, dayHi-1) {
+		return false, nil
+	}
+	seq := sh.commitSeq.Load()
+	if seq%2 != 0 {
+		return false, nil
+	}
+	mem := sh.memSnapshot()
+	ix, err := sh.idx.Advanced()
+	if err != nil {
+		return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+	}
+	r, err := ix.Reader()
+	if err != nil {
+		return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+	}
+	defer r.Close()
+	if sh.commitSeq.Load() != seq {
+		return false, nil
+	}
+	tfr, err := r.TermFieldReader(ctx, []byte(sr.countTerm), sr.countField, true, false, false)
+	if err != nil {
+		return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+	}
+	defer tfr.Close()
+	n := 0
+	var tfd bindex.TermFieldDoc
+	for {
+		d, err := tfr.Next(&tfd)
+		if err != nil {
+			return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+		}
+		if d == nil {
+			break
+		}
+		n += int(d.Freq)
+	}
+	for i := range mem {
+		for j := range mem[i].evs {
+			if sr.q.Match(&mem[i].evs[j]) {
+				n++
+			}
+		}
+	}
+	sr.total += n
+	sr.s.termCounted.Inc()
+	return true, nil
 }
 
 // canPlace tells whether a block spanning [minNs, maxNs] may still hold

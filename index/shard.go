@@ -27,6 +27,12 @@ import (
 // again on open and none is indexed twice.
 var indexedKey = []byte("segwatch.raw_indexed")
 
+// ipCountKey marks a shard index created with the ip_count field
+// (match.FieldIPCount) in every block document, so IPv4 queries may be
+// counted from its term frequencies. Shards created before have none and
+// are counted by decoding.
+var ipCountKey = []byte("segwatch.ip_count")
+
 // memBlock is a block still in memory: open (receiving events of its
 // stream) or sealed and written to raw but not yet committed to Bleve.
 // Searches read it from memory until the commit that makes it findable.
@@ -80,6 +86,14 @@ type shard struct {
 
 	mu  sync.Mutex  // guards mem
 	mem []*memBlock // open and sealed-uncommitted blocks
+
+	// ipCount: every block document has ip_count (see ipCountKey).
+	ipCount bool
+	// commitSeq is odd while a commit runs: its blocks are in Bleve before
+	// they leave mem. A reader that sees the same even value before its
+	// mem snapshot and after opening its Bleve reader knows that no block
+	// is in both (see countByTerm).
+	commitSeq atomic.Uint64
 
 	// Writer-only state (the store's writer lock).
 	nextBlock  uint32
@@ -197,10 +211,23 @@ func openShard(root string, day dayKey, o shardOpts) (*shard, error) {
 		// A half-created index (crash during creation) is rebuilt from raw.
 		_ = os.RemoveAll(bpath)
 		idx, err = bleve.NewUsing(bpath, match.Mapping(), scorch.Name, scorch.Name, scorchConfig())
+		if err == nil {
+			// Before any document: every document of this index has ip_count.
+			err = idx.SetInternal(ipCountKey, []byte("1"))
+		}
 		if err != nil {
+			if idx != nil {
+				idx.Close()
+			}
 			raw.close()
 			return nil, fmt.Errorf("create shard index %s: %w", day.dirName(), err)
 		}
+	}
+	ipc, err := idx.GetInternal(ipCountKey)
+	if err != nil {
+		idx.Close()
+		raw.close()
+		return nil, fmt.Errorf("open shard index %s: %w", day.dirName(), err)
 	}
 	reserved, err := readReserved(dir)
 	if err != nil {
@@ -218,6 +245,7 @@ func openShard(root string, day dayKey, o shardOpts) (*shard, error) {
 		reserved:  reserved,
 		open:      make(map[streamKey]*memBlock),
 		batch:     idx.NewBatch(),
+		ipCount:   string(ipc) == "1",
 	}
 	sh.refs.Store(1)
 	if err := sh.catchUp(o); err != nil {

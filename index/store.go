@@ -94,6 +94,9 @@ type Store struct {
 
 	indexed  *metrics.Counter
 	batchDur *metrics.Histogram
+	// termCounted counts shards whose matches a search counted from
+	// ip_count term frequencies instead of decoding (see countByTerm).
+	termCounted *metrics.Counter
 
 	wmu         sync.Mutex // the writer lock
 	lastTick    time.Time
@@ -211,14 +214,15 @@ func Open(ctx context.Context, cfg Config, deps Deps) (*Store, error) {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}
 	s := &Store{
-		cfg:      cfg,
-		log:      deps.Logger,
-		now:      deps.Now,
-		enc:      enc,
-		dec:      dec,
-		indexed:  deps.Metrics.GetOrCreateCounter("segwatch_events_indexed_total"),
-		batchDur: deps.Metrics.GetOrCreateHistogram("segwatch_index_batch_duration_seconds"),
-		shards:   make(map[dayKey]*shard),
+		cfg:         cfg,
+		log:         deps.Logger,
+		now:         deps.Now,
+		enc:         enc,
+		dec:         dec,
+		indexed:     deps.Metrics.GetOrCreateCounter("segwatch_events_indexed_total"),
+		batchDur:    deps.Metrics.GetOrCreateHistogram("segwatch_index_batch_duration_seconds"),
+		termCounted: deps.Metrics.GetOrCreateCounter("segwatch_search_shards_counted_by_term_total"),
+		shards:      make(map[dayKey]*shard),
 	}
 	err = s.openAll(ctx)
 	if err == nil {
@@ -638,6 +642,8 @@ func (s *Store) commit(sh *shard) error {
 		return nil
 	}
 	start := time.Now()
+	sh.commitSeq.Add(1) // odd: blocks may be in Bleve and in mem
+	defer sh.commitSeq.Add(1)
 	sh.batch.SetInternal(indexedKey, []byte(strconv.FormatInt(sh.raw.size.Load(), 10)))
 	if err := sh.idx.Batch(sh.batch); err != nil {
 		return fmt.Errorf("commit batch %s: %w", sh.day.dirName(), err)

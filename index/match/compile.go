@@ -307,7 +307,7 @@ func (c *compiler) term(name, text string, phrase, neg bool) (node, error) {
 			}
 			kids = append(kids, k)
 		}
-		return &orNode{kids: kids}, nil
+		return &orNode{kids: kids, ipv4: countableIPv4(text)}, nil
 	}
 	return c.fieldTerm(f, name, text, phrase, neg)
 }

@@ -158,6 +158,7 @@ func TestBlockDoc(t *testing.T) {
 		"sd": []string{"origin.ip=10.0.0.1"}, "truncated": []string{"true"}, "src_ip": []string{"10.0.0.1"},
 		"dst_port": []string{"00443"}, "src_port": []string{"00000"}, "bytes": []string{"11"},
 		"packets": []string{"02"}, "flows": []string{"01"}, "flow_version": []string{"09"}, "proto": []string{"tcp"},
+		"ip_count": "10.0.0.1", // the flow's src_ip; sd is not a default field
 	}
 	for k, v := range want {
 		switch v := v.(type) {
@@ -212,5 +213,59 @@ func TestHighlight(t *testing.T) {
 	many := strings.Repeat("needle "+strings.Repeat("x", 200)+" ", 10)
 	if n := len(got.Highlight(many)); n != 3 {
 		t.Errorf("got %d fragments, want at most 3", n)
+	}
+}
+
+// TestIPCountExact: for every IPv4 address in a realistic block (in
+// messages, as source, flow ends, and as a host name), its frequency in the
+// block's ip_count value equals the number of events the unqualified query
+// for it matches. This is what lets the store count such a query from
+// Bleve's term frequencies instead of decoding blocks.
+func TestIPCountExact(t *testing.T) {
+	evs := genEvents(3000, 7)
+	// Addresses as whole host names, repeated in the message, and in a
+	// message with upper-case letters around them.
+	evs[1].Host, evs[1].Message = "10.20.0.11", "from 10.20.0.11 to 10.20.0.11"
+	evs[2].Message = "SRC=10.20.0.11,DST=10.30.0.5"
+	evs[3].Device = "10.30.0.5"
+	doc := BlockDoc(evs).(map[string]any)
+	freq := map[string]int{}
+	for _, tok := range strings.Fields(doc[FieldIPCount].(string)) {
+		freq[tok]++
+	}
+	if len(freq) < 50 {
+		t.Fatalf("only %d distinct addresses in ip_count: the data set does not test much", len(freq))
+	}
+	for ip, n := range freq {
+		for _, text := range []string{ip, `"` + ip + `"`} {
+			q, err := Compile(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			field, term, ok := q.CountTerm()
+			if !ok || field != FieldIPCount || term != ip {
+				t.Fatalf("%s: CountTerm = %q %q %v", text, field, term, ok)
+			}
+			want := 0
+			for i := range evs {
+				if q.Match(&evs[i]) {
+					want++
+				}
+			}
+			if n != want {
+				t.Errorf("%s: ip_count frequency %d, Match accepts %d events", text, n, want)
+			}
+		}
+	}
+	// Not countable: anything but one unqualified IPv4 address.
+	for _, text := range []string{"src_ip:10.20.0.11", "10.20.0.11 app:sshd", "-10.20.0.11", "10.20.0.*",
+		"10.20.0.11 OR 10.20.0.12", "cam-01", "010.20.0.11", "10.20.0", `"10.20.0.11 port"`, "::1"} {
+		q, err := Compile(text)
+		if err != nil {
+			continue
+		}
+		if _, _, ok := q.CountTerm(); ok {
+			t.Errorf("%s: countable", text)
+		}
 	}
 }

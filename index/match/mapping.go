@@ -9,6 +9,7 @@ import (
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/regexp"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/whitespace"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
 
@@ -71,6 +72,23 @@ func Mapping() mapping.IndexMapping {
 	}
 	add(fieldMinTime)
 	add(fieldMaxTime)
+	// ip_count: a term's frequency per block is the number of its events
+	// holding that address (see FieldIPCount), so it is analysed, and
+	// Bleve's per-document frequencies are kept as usual.
+	if err := im.AddCustomAnalyzer(IPCountAnalyzer, map[string]any{
+		"type":      custom.Name,
+		"tokenizer": whitespace.Name,
+	}); err != nil {
+		panic("match: ip_count analyzer: " + err.Error())
+	}
+	ipc := mapping.NewTextFieldMapping()
+	ipc.Analyzer = IPCountAnalyzer
+	ipc.Store = false
+	ipc.Index = true
+	ipc.IncludeTermVectors = false
+	ipc.IncludeInAll = false
+	ipc.DocValues = false
+	dm.AddFieldMappingsAt(FieldIPCount, ipc)
 	im.DefaultMapping = dm
 	return im
 }
@@ -175,6 +193,9 @@ func (b *BlockBuilder) Doc(evs []event.Event) map[string]any {
 	}
 	b.doc[fieldMinTime] = TimeKey(minT)
 	b.doc[fieldMaxTime] = TimeKey(maxT)
+	if b.buf = ipCount(b.buf[:0], evs); len(b.buf) > 0 {
+		b.doc[FieldIPCount] = string(b.buf)
+	}
 
 	for _, f := range fields {
 		if !f.indexed || f.typ == typeTime {

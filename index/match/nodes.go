@@ -109,8 +109,12 @@ func disj(ns []node) query.Query {
 }
 
 // orNode matches when any child does: an unqualified term over the default
-// fields.
-type orNode struct{ kids []node }
+// fields. ipv4 is set when that term is an IPv4 address countable through
+// ip_count (see CountTerm).
+type orNode struct {
+	kids []node
+	ipv4 string
+}
 
 func (n *orNode) match(ev *event.Event) bool {
 	for _, c := range n.kids {
