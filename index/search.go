@@ -46,6 +46,10 @@ type candidate struct {
 	ref          blockRef
 	evs          []event.Event
 	minNs, maxNs int64
+	// matches is the number of the block's events that match, when Bleve
+	// told it (countTerm's frequency, see termFreqs) and hasMatches is set.
+	matches    int
+	hasMatches bool
 }
 
 // hitKey orders events: time, then day, block and index as tie-breaks so
@@ -303,6 +307,10 @@ func (sr *searcher) candidates(ctx context.Context, sh *shard, bq query.Query) (
 		return nil, &QueryError{Err: err}
 	}
 	defer srch.Close()
+	freqs, err := sr.termFreqs(ctx, sh, r)
+	if err != nil {
+		return nil, err
+	}
 	sctx := &search.SearchContext{
 		DocumentMatchPool: search.NewDocumentMatchPool(srch.DocumentMatchPoolSize(), 0),
 		IndexReader:       r,
@@ -315,6 +323,7 @@ func (sr *searcher) candidates(ctx context.Context, sh *shard, bq query.Query) (
 		if dm == nil {
 			break
 		}
+		matches, hasMatches := freqs[string(dm.IndexInternalID)]
 		id, err := r.ExternalID(dm.IndexInternalID)
 		sctx.DocumentMatchPool.Put(dm)
 		if err != nil {
@@ -328,11 +337,38 @@ func (sr *searcher) candidates(ctx context.Context, sh *shard, bq query.Query) (
 		}
 		minNs, maxNs := ref.minMs*1e6, ref.maxMs*1e6
 		if maxNs >= sr.fromNs && minNs < sr.toNs {
-			out = append(out, candidate{sh: sh, ref: ref, minNs: minNs, maxNs: maxNs})
+			out = append(out, candidate{sh: sh, ref: ref, minNs: minNs, maxNs: maxNs, matches: matches, hasMatches: hasMatches})
 		}
 	}
 	sr.sortCandidates(out)
 	return out, nil
+}
+
+// termFreqs returns, by internal document ID, how many events of each
+// block of r match the query, when the query is countable (countTerm) and
+// the shard's blocks carry its field; nil otherwise. Blocks also read from
+// memory are skipped by the caller by block number, as for every query.
+func (sr *searcher) termFreqs(ctx context.Context, sh *shard, r bindex.IndexReader) (map[string]int, error) {
+	if sr.countTerm == "" || !sh.ipCount {
+		return nil, nil
+	}
+	tfr, err := r.TermFieldReader(ctx, []byte(sr.countTerm), sr.countField, true, false, false)
+	if err != nil {
+		return nil, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+	}
+	defer tfr.Close()
+	out := map[string]int{}
+	var tfd bindex.TermFieldDoc
+	for {
+		d, err := tfr.Next(&tfd)
+		if err != nil {
+			return nil, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+		}
+		if d == nil {
+			return out, nil
+		}
+		out[string(d.ID)] = int(d.Freq)
+	}
 }
 
 // sortCandidates puts the blocks most likely to hold the best hits first.
@@ -561,10 +597,17 @@ func (sr *searcher) visit(c *candidate) {
 	// Can this block still place a hit? Only if the heap is not full or its
 	// time span reaches past the worst kept hit.
 	if !sr.canPlace(c.minNs, c.maxNs) {
-		if sr.q.MatchAll() && c.minNs >= sr.fromNs && c.maxNs < sr.toNs {
-			// Counted from the document ID: no decoding.
-			sr.total += c.ref.count
-			return
+		if c.minNs >= sr.fromNs && c.maxNs < sr.toNs {
+			switch {
+			case sr.q.MatchAll():
+				// Counted from the document ID: no decoding.
+				sr.total += c.ref.count
+				return
+			case c.hasMatches:
+				// Counted by Bleve (termFreqs): no decoding.
+				sr.total += c.matches
+				return
+			}
 		}
 		if sr.work == nil {
 			sr.startCounters()
