@@ -357,28 +357,55 @@ func (sr *searcher) rollupFacets(ctx context.Context, sh *shard, fc *facetCounte
 			}
 		}
 	}
-	var st decodeState
-	for _, f := range edge {
-		if err := ctx.Err(); err != nil {
-			return err
+	// Edge frames are decoded by one worker per CPU, each counting into
+	// its own counter (merged at the end), as exact totals are: with blocks
+	// spanning hours, the edges of a 24-hour range hold many frames.
+	workers := min(runtime.GOMAXPROCS(0), max(len(edge)/minEdgeFramesPerWorker, 1))
+	counters := make([]*facetCounter, workers)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		counters[w] = fc
+		if w > 0 {
+			counters[w] = newFacetCounter(fc.fields)
 		}
-		h, buf, payload, err := readFrame(sh.raw, f.off, st.frameBuf)
-		if err == nil {
-			st.frameBuf = buf
-			st.evs, err = decodeFrame(sr.s.dec, st.evs[:0], h, payload, &st.scratch, false)
-		}
-		if err != nil {
-			sr.s.log.Error("skipping unreadable frame", "day", sh.day.dirName(), "offset", f.off, "err", err)
-			continue
-		}
-		for i := range st.evs {
-			if inEdge(st.evs[i].Time.UnixNano()) {
-				fc.add(&st.evs[i])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var st decodeState
+			for k := w; k < len(edge); k += workers {
+				if err := ctx.Err(); err != nil {
+					errs[w] = err
+					return
+				}
+				f := edge[k]
+				h, buf, payload, err := readFrame(sh.raw, f.off, st.frameBuf)
+				if err == nil {
+					st.frameBuf = buf
+					st.evs, err = decodeFrame(sr.s.dec, st.evs[:0], h, payload, &st.scratch, false)
+				}
+				if err != nil {
+					sr.s.log.Error("skipping unreadable frame", "day", sh.day.dirName(), "offset", f.off, "err", err)
+					continue
+				}
+				for i := range st.evs {
+					if inEdge(st.evs[i].Time.UnixNano()) {
+						counters[w].add(&st.evs[i])
+					}
+				}
 			}
-		}
+		}()
 	}
-	return nil
+	wg.Wait()
+	for _, c := range counters[1:] {
+		fc.merge(c)
+	}
+	return errors.Join(errs...)
 }
+
+// minEdgeFramesPerWorker keeps small edges on one goroutine: below it the
+// start-up and merge cost more than they save.
+const minEdgeFramesPerWorker = 32
 
 // allFacets counts the facets of every event in the searched range (a
 // match-all query): from each shard's rollup, or, for a shard without one,
