@@ -352,22 +352,29 @@ func (sr *searcher) termFreqs(ctx context.Context, sh *shard, r bindex.IndexRead
 	if sr.countTerm == "" || !sh.ipCount {
 		return nil, nil
 	}
+	out := map[string]int{}
+	err := sr.eachPosting(ctx, sh, r, func(id bindex.IndexInternalID, freq int) { out[string(id)] = freq })
+	return out, err
+}
+
+// eachPosting calls fn with the internal ID and term frequency of every
+// document of r holding countTerm in countField.
+func (sr *searcher) eachPosting(ctx context.Context, sh *shard, r bindex.IndexReader, fn func(id bindex.IndexInternalID, freq int)) error {
 	tfr, err := r.TermFieldReader(ctx, []byte(sr.countTerm), sr.countField, true, false, false)
 	if err != nil {
-		return nil, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+		return fmt.Errorf("search %s: %w", sh.day.dirName(), err)
 	}
 	defer tfr.Close()
-	out := map[string]int{}
 	var tfd bindex.TermFieldDoc
 	for {
 		d, err := tfr.Next(&tfd)
 		if err != nil {
-			return nil, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
+			return fmt.Errorf("search %s: %w", sh.day.dirName(), err)
 		}
 		if d == nil {
-			return out, nil
+			return nil
 		}
-		out[string(d.ID)] = int(d.Freq)
+		fn(d.ID, int(d.Freq))
 	}
 }
 
@@ -445,22 +452,9 @@ func (sr *searcher) countByTerm(ctx context.Context, sh *shard) (bool, error) {
 	if sh.commitSeq.Load() != seq {
 		return false, nil
 	}
-	tfr, err := r.TermFieldReader(ctx, []byte(sr.countTerm), sr.countField, true, false, false)
-	if err != nil {
-		return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
-	}
-	defer tfr.Close()
 	n := 0
-	var tfd bindex.TermFieldDoc
-	for {
-		d, err := tfr.Next(&tfd)
-		if err != nil {
-			return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
-		}
-		if d == nil {
-			break
-		}
-		n += int(d.Freq)
+	if err := sr.eachPosting(ctx, sh, r, func(_ bindex.IndexInternalID, freq int) { n += freq }); err != nil {
+		return false, err
 	}
 	for i := range mem {
 		for j := range mem[i].evs {
