@@ -85,7 +85,11 @@ func TestBrowserSearchPage(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		fx.srv.setSessionCookie(c, sess.ID, sess.Expires)
+		// The server checks the session against the fixture's fixed
+		// clock; Chromium checks the cookie's expiry against the real one,
+		// so it gets a real future (sess.Expires made this test fail
+		// from 12 h after testNow on).
+		fx.srv.setSessionCookie(c, sess.ID, time.Now().Add(time.Hour))
 		return c.Redirect("/?q=login", fiber.StatusSeeOther)
 	})
 	t0 := testNow.Add(-time.Minute)
