@@ -211,14 +211,13 @@ func openShard(root string, day dayKey, o shardOpts) (*shard, error) {
 		// A half-created index (crash during creation) is rebuilt from raw.
 		_ = os.RemoveAll(bpath)
 		idx, err = bleve.NewUsing(bpath, match.Mapping(), scorch.Name, scorch.Name, scorchConfig())
-		if err == nil {
-			// Before any document: every document of this index has ip_count.
-			err = idx.SetInternal(ipCountKey, []byte("1"))
-		}
 		if err != nil {
-			if idx != nil {
-				idx.Close()
-			}
+			raw.close()
+			return nil, fmt.Errorf("create shard index %s: %w", day.dirName(), err)
+		}
+		// Before any document: every document of this index has ip_count.
+		if err := idx.SetInternal(ipCountKey, []byte("1")); err != nil {
+			idx.Close()
 			raw.close()
 			return nil, fmt.Errorf("create shard index %s: %w", day.dirName(), err)
 		}
