@@ -18,7 +18,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 	"time"
 
 	"github.com/segwatch/segwatch/ingest/event"
+	"github.com/segwatch/segwatch/ingest/netflow/flowtest"
 )
 
 // nfConfig is a site with three segments; the pcap's flows run between
@@ -48,30 +48,6 @@ devices:
   - {name: cam-lobby-01, ip: 10.20.0.11, category: camera,   owner: facilities@example.com}
   - {name: nvr-01,       ip: 10.30.0.5,  category: recorder, owner: it@example.com}
 %s`
-
-// nfFlow is one conversation written to the pcap: Packets packets of
-// PayloadLen payload bytes each, from Src:SrcPort to Dst:DstPort.
-type nfFlow struct {
-	Src, Dst         netip.Addr
-	SrcPort, DstPort uint16
-	Proto            uint8 // 6 or 17
-	Packets          int
-	PayloadLen       int
-}
-
-// ipLen is the IP total length of one packet of f.
-func (f nfFlow) ipLen() int {
-	if f.Proto == 6 {
-		return 20 + 20 + f.PayloadLen
-	}
-	return 20 + 8 + f.PayloadLen
-}
-
-// ipBytes is what an exporter must report for f: the sum of IP total
-// lengths (NetFlow counts layer-3 octets, not Ethernet frames).
-func (f nfFlow) ipBytes() uint64 { return uint64(f.Packets * f.ipLen()) }
-
-func (f nfFlow) proto() string { return event.ProtoName(f.Proto) }
 
 // segment is what SPEC §4 says src_segment/dst_segment must be for a of
 // nfConfig: the configured segment, external for public addresses, empty
@@ -99,18 +75,11 @@ func trafficName(seg string) string {
 	return seg
 }
 
-func nfFlows() []nfFlow {
-	a := netip.MustParseAddr
-	return []nfFlow{
-		{a("10.20.0.11"), a("10.30.0.5"), 40000, 554, 6, 20, 100},
-		{a("10.30.0.5"), a("10.20.0.11"), 554, 40000, 6, 10, 900},
-		{a("10.20.0.11"), a("10.30.0.5"), 40002, 554, 6, 3, 10},
-		{a("10.20.0.11"), a("10.30.0.5"), 41000, 514, 17, 4, 200},
-		{a("10.20.0.11"), a("198.51.100.7"), 40001, 443, 6, 5, 300},
-		{a("10.30.0.5"), a("8.8.8.8"), 5353, 53, 17, 3, 40},
-		{a("10.10.0.20"), a("10.20.0.11"), 52000, 80, 6, 6, 50},
-		{a("192.168.1.9"), a("10.30.0.5"), 50000, 22, 6, 2, 0},
-	}
+// nfFlows are flowtest.Conversations plus one from the office segment to
+// the camera, so that every kind of segment pair of nfConfig is exported.
+func nfFlows() []flowtest.Flow {
+	return append(flowtest.Conversations(), flowtest.Flow{Src: netip.MustParseAddr("10.10.0.20"),
+		Dst: netip.MustParseAddr("10.20.0.11"), SrcPort: 52000, DstPort: 80, Proto: 6, Packets: 6, PayloadLen: 50})
 }
 
 // nfStart is the pcap's first packet time: two to three minutes ago, ten
@@ -120,102 +89,21 @@ func nfStart() time.Time {
 	return time.Now().Add(-2 * time.Minute).Truncate(time.Minute).Add(10 * time.Second)
 }
 
-// writeFlowPcap writes flows as a classic microsecond pcap with Ethernet
-// framing, their packets interleaved 10 ms apart from start. TCP packets
-// carry PSH|ACK only, so softflowd keeps each flow open until the end of
-// the file and exports it as one record.
-func writeFlowPcap(t testing.TB, path string, start time.Time, flows []nfFlow) {
+// writeFlowPcap writes flows as a pcap (flowtest.WritePcap).
+func writeFlowPcap(t testing.TB, path string, start time.Time, flows []flowtest.Flow) {
 	t.Helper()
-	le := binary.LittleEndian
-	var out []byte
-	out = le.AppendUint32(out, 0xa1b2c3d4)
-	out = le.AppendUint16(out, 2)
-	out = le.AppendUint16(out, 4)
-	out = le.AppendUint32(out, 0)     // thiszone
-	out = le.AppendUint32(out, 0)     // sigfigs
-	out = le.AppendUint32(out, 65535) // snaplen
-	out = le.AppendUint32(out, 1)     // Ethernet
-	left := make([]int, len(flows))
-	for i, f := range flows {
-		left[i] = f.Packets
-	}
-	ts := start
-	var seq uint32
-	for more := true; more; {
-		more = false
-		for i, f := range flows {
-			if left[i] == 0 {
-				continue
-			}
-			left[i]--
-			more = true
-			seq++
-			pkt := nfFrame(f, seq)
-			out = le.AppendUint32(out, uint32(ts.Unix()))
-			out = le.AppendUint32(out, uint32(ts.Nanosecond()/1000))
-			out = le.AppendUint32(out, uint32(len(pkt)))
-			out = le.AppendUint32(out, uint32(len(pkt)))
-			out = append(out, pkt...)
-			ts = ts.Add(10 * time.Millisecond)
-		}
-	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
+	if err := flowtest.WritePcap(path, start, flows); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func nfFrame(f nfFlow, seq uint32) []byte {
-	be := binary.BigEndian
-	b := []byte{0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00}
-	ip := make([]byte, 20)
-	ip[0] = 0x45
-	be.PutUint16(ip[2:], uint16(f.ipLen()))
-	be.PutUint16(ip[4:], uint16(seq))
-	ip[8] = 64
-	ip[9] = f.Proto
-	s, d := f.Src.As4(), f.Dst.As4()
-	copy(ip[12:], s[:])
-	copy(ip[16:], d[:])
-	var sum uint32
-	for i := 0; i < 20; i += 2 {
-		sum += uint32(be.Uint16(ip[i:]))
-	}
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	be.PutUint16(ip[10:], ^uint16(sum))
-	b = append(b, ip...)
-	var l4 []byte
-	if f.Proto == 6 {
-		l4 = make([]byte, 20)
-		be.PutUint32(l4[4:], seq)
-		l4[12] = 5 << 4
-		l4[13] = 0x18 // PSH|ACK
-	} else {
-		l4 = make([]byte, 8)
-		be.PutUint16(l4[4:], uint16(8+f.PayloadLen))
-	}
-	be.PutUint16(l4[0:], f.SrcPort)
-	be.PutUint16(l4[2:], f.DstPort)
-	b = append(b, l4...)
-	return append(b, make([]byte, f.PayloadLen)...)
-}
-
 // runSoftflowd makes softflowd read pcap and export it to addr as NetFlow
-// version; it exits at the end of the file after exporting every flow.
+// version; it returns once every flow is exported.
 func runSoftflowd(t testing.TB, pcap, addr string, version int) {
 	t.Helper()
 	bin := requireTool(t, "softflowd")
-	// softflowd 1.1.0 blocks in accept() on its control socket instead of
-	// reading the pcap when the -c path is longer than about 12 characters,
-	// so the socket gets a short relative path in a directory of its own.
-	// The timeout turns any other hang into a failure.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-d", "-r", pcap, "-n", addr, "-v", strconv.Itoa(version), "-c", "ctl", "-p", "pid")
-	cmd.Dir = t.TempDir()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("softflowd -v %d: %v\n%s", version, err, out)
+	if err := flowtest.Softflowd(context.Background(), bin, t.TempDir(), pcap, addr, version); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -261,12 +149,12 @@ type totals struct{ Bytes, Packets, Flows uint64 }
 func (a totals) times(n uint64) totals { return totals{a.Bytes * n, a.Packets * n, a.Flows * n} }
 
 // pcapPairs sums the pcap's flows per (from, to) traffic segment name.
-func pcapPairs(flows []nfFlow) map[[2]string]totals {
+func pcapPairs(flows []flowtest.Flow) map[[2]string]totals {
 	m := map[[2]string]totals{}
 	for _, f := range flows {
 		k := [2]string{trafficName(nfSegment(f.Src)), trafficName(nfSegment(f.Dst))}
 		v := m[k]
-		v.Bytes += f.ipBytes()
+		v.Bytes += f.IPBytes()
 		v.Packets += uint64(f.Packets)
 		v.Flows++
 		m[k] = v
@@ -313,18 +201,18 @@ func pairsString(m map[[2]string]totals) string {
 }
 
 // checkRawFlow compares one raw (unaggregated) flow event with the pcap.
-func checkRawFlow(t *testing.T, f nfFlow, ev event.Event, version int, start time.Time) {
+func checkRawFlow(t *testing.T, f flowtest.Flow, ev event.Event, version int, start time.Time) {
 	t.Helper()
-	what := fmt.Sprintf("v%d %s:%d->%s:%d/%s", version, f.Src, f.SrcPort, f.Dst, f.DstPort, f.proto())
+	what := fmt.Sprintf("v%d %s:%d->%s:%d/%s", version, f.Src, f.SrcPort, f.Dst, f.DstPort, event.ProtoName(f.Proto))
 	if ev.Kind != event.KindFlow || ev.FlowVersion != version || ev.Flows != 1 || ev.ID == "" || ev.SourceIP != "127.0.0.1" {
 		t.Errorf("%s: kind %q flow_version %d flows %d id %q source_ip %q", what, ev.Kind, ev.FlowVersion, ev.Flows, ev.ID, ev.SourceIP)
 	}
 	if ev.SrcIP != f.Src.String() || ev.DstIP != f.Dst.String() || ev.SrcPort != int(f.SrcPort) ||
-		ev.DstPort != int(f.DstPort) || ev.Proto != f.proto() {
+		ev.DstPort != int(f.DstPort) || ev.Proto != event.ProtoName(f.Proto) {
 		t.Errorf("%s: got %s:%d->%s:%d/%s", what, ev.SrcIP, ev.SrcPort, ev.DstIP, ev.DstPort, ev.Proto)
 	}
-	if ev.Bytes != f.ipBytes() || ev.Packets != uint64(f.Packets) {
-		t.Errorf("%s: %d bytes %d packets, pcap holds %d and %d", what, ev.Bytes, ev.Packets, f.ipBytes(), f.Packets)
+	if ev.Bytes != f.IPBytes() || ev.Packets != uint64(f.Packets) {
+		t.Errorf("%s: %d bytes %d packets, pcap holds %d and %d", what, ev.Bytes, ev.Packets, f.IPBytes(), f.Packets)
 	}
 	if ev.SrcSegment != nfSegment(f.Src) || ev.DstSegment != nfSegment(f.Dst) {
 		t.Errorf("%s: segments %q->%q, want %q->%q", what, ev.SrcSegment, ev.DstSegment, nfSegment(f.Src), nfSegment(f.Dst))
@@ -374,7 +262,7 @@ func TestNetflowSoftflowdEndToEnd(t *testing.T) {
 				seen[ev.ID] = true
 			}
 			for _, f := range flows {
-				k := fmt.Sprintf("%s:%d->%s:%d/%s", f.Src, f.SrcPort, f.Dst, f.DstPort, f.proto())
+				k := fmt.Sprintf("%s:%d->%s:%d/%s", f.Src, f.SrcPort, f.Dst, f.DstPort, event.ProtoName(f.Proto))
 				ev, ok := byKey[k]
 				if !ok {
 					t.Errorf("v%d: flow %s missing", version, k)
@@ -392,7 +280,7 @@ func TestNetflowSoftflowdEndToEnd(t *testing.T) {
 		// Every flow is found by its own fields, once per version.
 		for _, f := range flows {
 			q := fmt.Sprintf("kind:flow src_ip:%s dst_ip:%s src_port:%d dst_port:%d proto:%s",
-				f.Src, f.Dst, f.SrcPort, f.DstPort, f.proto())
+				f.Src, f.Dst, f.SrcPort, f.DstPort, event.ProtoName(f.Proto))
 			if r := searchFlows(s, q); r.Total != 3 {
 				t.Errorf("%s: total %d, want 3", q, r.Total)
 			}
@@ -467,9 +355,9 @@ func TestNetflowSoftflowdEndToEnd(t *testing.T) {
 		}
 		wantAgg := map[aggKey]totals{}
 		for _, f := range flows {
-			k := aggKey{f.Src.String(), f.Dst.String(), int(f.DstPort), f.proto()}
+			k := aggKey{f.Src.String(), f.Dst.String(), int(f.DstPort), event.ProtoName(f.Proto)}
 			v := wantAgg[k]
-			v.Bytes += f.ipBytes()
+			v.Bytes += f.IPBytes()
 			v.Packets += uint64(f.Packets)
 			v.Flows++
 			wantAgg[k] = v
@@ -795,7 +683,7 @@ func TestNetflowHostileEndToEnd(t *testing.T) {
 	// the truncated packets cannot have produced: all of it is indexed. It
 	// has eight flows: softflowd's first v9 packet holds seven flow sets
 	// before its data, see TestNetflowSoftflowdFewFlows.
-	var good []nfFlow
+	var good []flowtest.Flow
 	for _, f := range nfFlows() {
 		f.Src, f.Dst = remap(f.Src), remap(f.Dst)
 		good = append(good, f)

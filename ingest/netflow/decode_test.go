@@ -296,7 +296,7 @@ func TestDecodeTemplateExpiry(t *testing.T) {
 func TestDecodeFixtures(t *testing.T) {
 	want := map[flowKey]uint64{}
 	for _, f := range pcapFlows() {
-		want[flowKey{f.Src.String(), f.Dst.String(), int(f.SrcPort), int(f.DstPort), event.ProtoName(f.Proto)}] = f.ipBytes()
+		want[flowKey{f.Src.String(), f.Dst.String(), int(f.SrcPort), int(f.DstPort), event.ProtoName(f.Proto)}] = f.IPBytes()
 	}
 	pcapStart := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for _, v := range []int{5, 9, 10} {

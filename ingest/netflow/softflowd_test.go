@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/segwatch/segwatch/index/traffic"
 	"github.com/segwatch/segwatch/ingest/event"
 	"github.com/segwatch/segwatch/ingest/inventory"
+	"github.com/segwatch/segwatch/ingest/netflow/flowtest"
 	"github.com/segwatch/segwatch/ingest/queue"
 )
 
@@ -54,19 +54,16 @@ func testInventory(t testing.TB) *inventory.Holder {
 	return inventory.NewHolder(inv)
 }
 
-// pcapFlows are the conversations of the acceptance pcap: between the two
-// configured segments both ways, to public addresses, and from a private
-// address outside every segment.
-func pcapFlows() []testFlow {
-	a := netip.MustParseAddr
-	return []testFlow{
-		{a("10.20.0.11"), a("10.30.0.5"), 40000, 554, 6, 20, 100},
-		{a("10.30.0.5"), a("10.20.0.11"), 554, 40000, 6, 10, 900},
-		{a("10.20.0.11"), a("10.30.0.5"), 40002, 554, 6, 3, 10},
-		{a("10.20.0.11"), a("10.30.0.5"), 41000, 514, 17, 4, 200},
-		{a("10.20.0.11"), a("198.51.100.7"), 40001, 443, 6, 5, 300},
-		{a("10.30.0.5"), a("8.8.8.8"), 5353, 53, 17, 3, 40},
-		{a("192.168.1.9"), a("10.30.0.5"), 50000, 22, 6, 2, 0},
+// pcapFlows are the conversations of the acceptance pcap
+// (flowtest.Conversations): between the two configured segments both ways,
+// to public addresses, and from a private address outside every segment.
+func pcapFlows() []flowtest.Flow { return flowtest.Conversations() }
+
+// writePcap writes flows as a pcap (flowtest.WritePcap).
+func writePcap(t testing.TB, path string, start time.Time, flows []flowtest.Flow) {
+	t.Helper()
+	if err := flowtest.WritePcap(path, start, flows); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -81,21 +78,11 @@ func segOf(h *inventory.Holder, a netip.Addr) string {
 }
 
 // runSoftflowd makes softflowd read pcap and export it to addr with the
-// given NetFlow version; softflowd exits at the end of the file.
+// given NetFlow version; it returns once every flow is exported.
 func runSoftflowd(t *testing.T, pcap, addr string, version int) {
 	t.Helper()
-	// softflowd 1.1.0 blocks in accept() on its control socket instead of
-	// reading the pcap when the -c path is longer than 12 characters (seen
-	// on Debian's build), so the socket gets a short relative path inside
-	// a directory of its own. The timeout turns any other hang into a
-	// failure instead of a stuck test.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, softflowdPath, "-d", "-r", pcap, "-n", addr, "-v", strconv.Itoa(version), "-c", "ctl", "-p", "pid")
-	cmd.Dir = t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("softflowd -v %d: %v\n%s", version, err, out)
+	if err := flowtest.Softflowd(context.Background(), softflowdPath, t.TempDir(), pcap, addr, version); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -210,8 +197,8 @@ func TestSoftflowdRawAllVersions(t *testing.T) {
 				if ev.Kind != event.KindFlow || ev.FlowVersion != version || ev.Flows != 1 || ev.ID == "" {
 					t.Errorf("%+v: kind %q version %d flows %d id %q", k, ev.Kind, ev.FlowVersion, ev.Flows, ev.ID)
 				}
-				if ev.Bytes != f.ipBytes() || ev.Packets != uint64(f.Packets) {
-					t.Errorf("%+v: %d bytes %d packets, want %d and %d", k, ev.Bytes, ev.Packets, f.ipBytes(), f.Packets)
+				if ev.Bytes != f.IPBytes() || ev.Packets != uint64(f.Packets) {
+					t.Errorf("%+v: %d bytes %d packets, want %d and %d", k, ev.Bytes, ev.Packets, f.IPBytes(), f.Packets)
 				}
 				if ev.SourceIP != "127.0.0.1" {
 					t.Errorf("%+v: source_ip %q", k, ev.SourceIP)
@@ -226,7 +213,7 @@ func TestSoftflowdRawAllVersions(t *testing.T) {
 				}
 				pk := [2]string{segOf(rig.inv, f.Src), segOf(rig.inv, f.Dst)}
 				pt := want[pk]
-				pt.bytes += f.ipBytes()
+				pt.bytes += f.IPBytes()
 				pt.packets += uint64(f.Packets)
 				pt.flows++
 				want[pk] = pt
@@ -295,7 +282,7 @@ func TestSoftflowdAggregated(t *testing.T) {
 	for _, f := range flows {
 		k := aggKey{f.Src.String(), f.Dst.String(), int(f.DstPort), event.ProtoName(f.Proto)}
 		w := want[k]
-		w.bytes += f.ipBytes()
+		w.bytes += f.IPBytes()
 		w.packets += uint64(f.Packets)
 		w.flows++
 		want[k] = w
