@@ -293,11 +293,7 @@ func (sr *searcher) candidates(ctx context.Context, sh *shard, bq query.Query) (
 			out = append(out, candidate{sh: sh, ref: blockRef{block: b.block, count: len(b.evs)}, evs: b.evs, minNs: b.minNs, maxNs: b.maxNs})
 		}
 	}
-	ix, err := sh.idx.Advanced()
-	if err != nil {
-		return nil, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
-	}
-	r, err := ix.Reader()
+	r, err := sh.reader()
 	if err != nil {
 		return nil, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
 	}
@@ -440,11 +436,7 @@ func (sr *searcher) countByTerm(ctx context.Context, sh *shard) (bool, error) {
 		return false, nil
 	}
 	mem := sh.memSnapshot()
-	ix, err := sh.idx.Advanced()
-	if err != nil {
-		return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
-	}
-	r, err := ix.Reader()
+	r, err := sh.reader()
 	if err != nil {
 		return false, fmt.Errorf("search %s: %w", sh.day.dirName(), err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
+	bindex "github.com/blevesearch/bleve_index_api"
 	"github.com/klauspost/compress/zstd"
 	"github.com/segwatch/segwatch/index/match"
 	"github.com/segwatch/segwatch/ingest/event"
@@ -313,11 +314,7 @@ func (sh *shard) catchUp(o shardOpts) error {
 // purgeFrom deletes the documents of frames at or after off. Only after a
 // crash: it walks every document ID of the shard.
 func (sh *shard) purgeFrom(off int64) error {
-	ix, err := sh.idx.Advanced()
-	if err != nil {
-		return fmt.Errorf("purge: %w", err)
-	}
-	r, err := ix.Reader()
+	r, err := sh.reader()
 	if err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}
@@ -419,6 +416,16 @@ func (sh *shard) closeFiles() error {
 }
 
 // memSnapshot returns the in-memory blocks as readers may use them.
+// reader opens a snapshot reader of the shard's Bleve index, for work
+// below bleve's search API (document IDs, postings); the caller closes it.
+func (sh *shard) reader() (bindex.IndexReader, error) {
+	ix, err := sh.idx.Advanced()
+	if err != nil {
+		return nil, err
+	}
+	return ix.Reader()
+}
+
 func (sh *shard) memSnapshot() []memBlock {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

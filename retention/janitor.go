@@ -87,9 +87,9 @@ type Janitor struct {
 	trafficDrop *metrics.Counter
 	errs        *metrics.Counter
 
-	mu         sync.Mutex // the disk state, read by the scrape goroutine
-	low        bool
-	free, size uint64
+	mu   sync.Mutex // the disk state, read by the scrape goroutine
+	low  bool
+	free uint64
 }
 
 // New validates cfg and deps and registers the metrics; it deletes nothing.
@@ -227,7 +227,7 @@ func (j *Janitor) setDisk(free, size uint64) {
 	low := free < j.cfg.LowFreeBytes || (size > 0 && float64(free) < j.cfg.LowFreeRatio*float64(size))
 	j.mu.Lock()
 	was := j.low
-	j.free, j.size, j.low = free, size, low
+	j.free, j.low = free, low
 	j.mu.Unlock()
 	switch {
 	case low && !was:

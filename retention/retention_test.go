@@ -214,9 +214,10 @@ func TestDiskGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The real file system of a temp dir has a size and some free space.
+	free, size, err := diskSpace(j.cfg.DataDir)
 	j.checkDisk()
-	if j.size == 0 || counter(t, set, "segwatch_data_disk_free_bytes") == 0 {
-		t.Fatalf("disk space of a temp dir: free %d size %d", j.free, j.size)
+	if err != nil || size == 0 || counter(t, set, "segwatch_data_disk_free_bytes") == 0 {
+		t.Fatalf("disk space of a temp dir: free %d size %d, %v; gauge %v", free, size, err, counter(t, set, "segwatch_data_disk_free_bytes"))
 	}
 	for _, c := range []struct {
 		free, size uint64

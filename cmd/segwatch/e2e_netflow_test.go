@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -536,20 +535,7 @@ func errCounter(reason string) string {
 }
 
 // vmRSS returns the resident set of pid in MiB.
-func vmRSS(t testing.TB, pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	t.Fatal("no VmRSS in /proc status")
-	return 0
-}
+func vmRSS(t testing.TB, pid int) float64 { return procStatusMiB(t, pid, "VmRSS") }
 
 // TestNetflowHostileEndToEnd throws malformed datagrams at the real server
 // from one exporter address: each is received and counted with its reason,

@@ -37,16 +37,30 @@ func procCPU(t testing.TB, pid int) float64 {
 }
 
 // procPeakRSS returns VmHWM of pid in MiB.
-func procPeakRSS(t testing.TB, pid int) float64 {
+func procPeakRSS(t testing.TB, pid int) float64 { return procStatusMiB(t, pid, "VmHWM") }
+
+// procStatusMiB returns the kB field key (VmRSS, VmHWM…) of
+// /proc/PID/status in MiB.
+func procStatusMiB(t testing.TB, pid int, key string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			kb, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
 			return kb / 1024
 		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", key, pid)
+	return 0
+}
+
+// lifeCPU returns the CPU seconds (user+system) of the stopped server over
+// its whole life, from its rusage; 0 if the system does not say.
+func lifeCPU(s *server) float64 {
+	if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	return 0
 }
@@ -117,9 +131,9 @@ func benchEndToEnd(b *testing.B, transport string, n int, rate int) {
 		// that did not fill are sealed and indexed later (FlushAge, or the
 		// flush at shutdown). The server's whole life, that flush
 		// included, is the honest cost per event.
-		life := cpu
-		if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			life = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		life := lifeCPU(s)
+		if life == 0 {
+			life = cpu
 		}
 		size := dirSize(filepath.Join(s.data, "index"))
 		b.ReportMetric(float64(got)/wall.Seconds(), "events/s")
@@ -165,12 +179,8 @@ func BenchmarkEndToEndNetflow(b *testing.B) {
 		}
 		wall := time.Since(start)
 		s.stop()
-		var life float64
-		if ru, ok := s.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			life = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-		}
 		b.ReportMetric(float64(got)/wall.Seconds(), "flows/s")
-		b.ReportMetric(float64(got)/life, "flows/CPU-s")
+		b.ReportMetric(float64(got)/lifeCPU(s), "flows/CPU-s")
 		b.ReportMetric(float64(flows-got), "lost")
 		b.ReportMetric(float64(flows), "sent")
 	}

@@ -2,7 +2,6 @@ package match
 
 import (
 	"net/netip"
-	"strings"
 
 	"github.com/segwatch/segwatch/ingest/event"
 )
@@ -99,14 +98,11 @@ func (q *Query) CountTerm() (field, term string, ok bool) {
 }
 
 // countableIPv4 returns text when an unqualified term of that text is
-// countable through ip_count: it is one token equal to itself lower-cased,
-// and an IPv4 address.
+// countable through ip_count, that is when it is an IPv4 address: only
+// digits and dots, starting and ending with a digit, so it is one token of
+// the text analysis and its own lower case, as ipCount's entries are.
 func countableIPv4(text string) string {
 	if !isIPv4(text) {
-		return ""
-	}
-	st, e := nextToken(text, 0)
-	if st != 0 || e != len(text) || strings.ToLower(text) != text {
 		return ""
 	}
 	return text
